@@ -1,0 +1,39 @@
+"""Fixtures for running modules in-process, the way Ansible runs them, against moto."""
+
+import json
+
+import pytest
+from ansible.module_utils.testing import patch_module_args
+
+
+class ModuleFailed(Exception):
+    def __init__(self, result):
+        super().__init__(result.get("msg"))
+        self.result = result
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Dummy credentials and a region for moto; no endpoint so moto's in-process mock answers."""
+    for var in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+@pytest.fixture
+def run_module(capsys):
+    """run_module(module, args, check_mode=False, diff=False) -> result dict; raises ModuleFailed."""
+
+    def run(module, args, check_mode=False, diff=False):
+        args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+        with patch_module_args(args), pytest.raises(SystemExit) as exited:
+            module.main()
+        result = json.loads(capsys.readouterr().out)
+        if exited.value.code != 0 or result.get("failed"):
+            raise ModuleFailed(result)
+        return result
+
+    return run
