@@ -1,0 +1,213 @@
+# Copyright: argoeks maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Validation rules for platform settings, shared by the preflight module and its tests.
+
+Each rule takes (value, check) and returns None when the value is fine, or a sentence saying what
+is wrong and what is accepted. The caller prefixes the variable name.
+"""
+
+import ipaddress
+import re
+
+AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
+BUCKET_CHARS = re.compile(r"^[a-z0-9.-]+$")
+BUCKET_EDGES = re.compile(r"^[a-z0-9].*[a-z0-9]$")
+IP_LIKE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+# Reserved by S3 for access points, Object Lambda, directory and table buckets.
+BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
+NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
+LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+URL = re.compile(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$")
+
+BUCKET_ACCEPTED = "3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
+
+
+def s3_bucket_name(value, check):
+    if not isinstance(value, str):
+        return f"must be a string ({BUCKET_ACCEPTED})"
+    problems = []
+    if not 3 <= len(value) <= 63:
+        problems.append(f"is {len(value)} characters long")
+    if not BUCKET_CHARS.match(value):
+        problems.append("contains characters other than lowercase letters, digits, '.' and '-'")
+    if not BUCKET_EDGES.match(value):
+        problems.append("does not start and end with a lowercase letter or digit")
+    if ".." in value:
+        problems.append("contains '..'")
+    if IP_LIKE.match(value):
+        problems.append("looks like an IP address")
+    if value.startswith(BUCKET_RESERVED_PREFIXES) or value.endswith(BUCKET_RESERVED_SUFFIXES):
+        problems.append("uses a prefix or suffix S3 reserves")
+    if problems:
+        return f"{value!r} is not a valid S3 bucket name: it " + ", ".join(problems) + f" (accepted: {BUCKET_ACCEPTED})"
+    return None
+
+
+def dynamodb_table_name(value, check):
+    if isinstance(value, str) and DYNAMODB_TABLE.match(value):
+        return None
+    return f"{value!r} is not a valid DynamoDB table name (accepted: 3-255 characters of A-Z, a-z, 0-9, '_', '-', '.')"
+
+
+def aws_region(value, check):
+    if isinstance(value, str) and AWS_REGION.match(value):
+        return None
+    return f"{value!r} is not an AWS region name (accepted: names like us-east-1, eu-west-2, ap-southeast-1)"
+
+
+def email_list(value, check):
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        return f"{value!r} is not a list of email addresses (accepted: at least one address like name@example.com)"
+    bad = [v for v in value if not isinstance(v, str) or not EMAIL.match(v)]
+    if bad:
+        listed = ", ".join(repr(b) for b in bad)
+        return f"{listed} {'is not an email address' if len(bad) == 1 else 'are not email addresses'} (accepted: addresses like name@example.com)"
+    return None
+
+
+def number(value, check):
+    minimum, maximum = check.get("min"), check.get("max")
+    accepted = "a number" + (f" >= {minimum}" if minimum is not None else "") + (f" <= {maximum}" if maximum is not None else "")
+    if isinstance(value, bool):
+        return f"{value!r} is not a number (accepted: {accepted})"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return f"{value!r} is not a number (accepted: {accepted})"
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        return f"{value!r} is out of range (accepted: {accepted})"
+    return None
+
+
+def integer(value, check):
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
+        return number(value, check) or f"{value!r} is not a whole number"
+    return number(value, check)
+
+
+def port(value, check):
+    return integer(value, dict(check, min=check.get("min", 1), max=check.get("max", 65535)))
+
+
+def choice(value, check):
+    choices = check.get("choices") or []
+    if value in choices:
+        return None
+    return f"{value!r} is not accepted (accepted: {', '.join(str(c) for c in choices)})"
+
+
+def cidr(value, check):
+    min_prefix, max_prefix = check.get("min", 16), check.get("max", 28)
+    accepted = f"an IPv4 network like 10.0.0.0/16 with a prefix from /{min_prefix} to /{max_prefix}"
+    try:
+        network = ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError as e:
+        return f"{value!r} is not a valid CIDR block: {e} (accepted: {accepted})"
+    if "/" not in str(value) or not min_prefix <= network.prefixlen <= max_prefix:
+        return f"{value!r} has prefix /{network.prefixlen} (accepted: {accepted})"
+    return None
+
+
+def version(value, check):
+    text = str(value)
+    if not VERSION.match(text):
+        return f"{value!r} is not a version (accepted: numbers like 1.32)"
+    minimum = check.get("min")
+    if minimum is not None and _version_tuple(text) < _version_tuple(str(minimum)):
+        return f"{value!r} is older than supported (accepted: {minimum} or newer)"
+    return None
+
+
+def _version_tuple(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+def name(value, check):
+    if isinstance(value, str) and NAME.match(value):
+        return None
+    return f"{value!r} is not a valid name (accepted: a letter, then up to 99 letters, digits or '-')"
+
+
+def lower_name(value, check):
+    if isinstance(value, str) and LOWER_NAME.match(value) and not value.endswith("-"):
+        return None
+    return f"{value!r} is not a valid name part (accepted: a lowercase letter, then up to 19 of a-z, 0-9, '-')"
+
+
+def ip_address(value, check):
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return f"{value!r} is not an IP address (accepted: an address like 127.0.0.1)"
+    return None
+
+
+def url(value, check):
+    if value in ("", None) and check.get("allow_empty", True):
+        return None
+    if isinstance(value, str) and URL.match(value):
+        return None
+    return f"{value!r} is not an http(s) URL (accepted: http://host:port or empty{' for real AWS' if check.get('aws') else ''})"
+
+
+def absolute_path(value, check):
+    if isinstance(value, str) and value.startswith("/") and "\n" not in value:
+        return None
+    return f"{value!r} is not an absolute path (accepted: a path starting with '/')"
+
+
+def boolean(value, check):
+    if isinstance(value, bool) or value in ("true", "false", "yes", "no", "True", "False"):
+        return None
+    return f"{value!r} is not a boolean (accepted: true or false)"
+
+
+def mapping(value, check):
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return None
+    return f"{value!r} is not a mapping of names to values"
+
+
+RULES = {
+    "s3_bucket_name": s3_bucket_name,
+    "dynamodb_table_name": dynamodb_table_name,
+    "aws_region": aws_region,
+    "email_list": email_list,
+    "number": number,
+    "integer": integer,
+    "port": port,
+    "choice": choice,
+    "cidr": cidr,
+    "version": version,
+    "name": name,
+    "lower_name": lower_name,
+    "ip_address": ip_address,
+    "url": url,
+    "absolute_path": absolute_path,
+    "boolean": boolean,
+    "mapping": mapping,
+}
+
+
+def find_problems(checks, values, target=None):
+    """Every problem of `values` against `checks`, as 'variable: sentence' strings, in check order."""
+    problems = []
+    for check in checks:
+        var = check["var"]
+        if check.get("targets") and target not in check["targets"]:
+            continue
+        value = values.get(var)
+        if value is None:
+            if check.get("required", True):
+                problems.append(f"{var}: is not set" + (f" ({check['hint']})" if check.get("hint") else ""))
+            continue
+        problem = RULES[check["rule"]](value, check)
+        if problem:
+            problems.append(f"{var}: {problem}" + (f"; {check['hint']}" if check.get("hint") else ""))
+    return problems

@@ -1,0 +1,135 @@
+#!/usr/bin/python
+# Copyright: argoeks maintainers
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+
+DOCUMENTATION = r"""
+---
+module: validate_settings
+short_description: Check platform settings against rules and report every problem at once
+version_added: 0.1.0
+description:
+  - Validates a set of variables (S3 bucket names, AWS regions, emails, CIDRs, versions, choices, ...)
+    and fails listing I(every) problem, each with the variable name and what is accepted.
+  - Used by the C(preflight) role before any change. Read-only; never reports a change.
+  - C(ansible.builtin.assert) stops at the first failed condition of a task and knows no AWS naming
+    rules, and role argument specs only see one role's variables; this module checks the whole inventory.
+author:
+  - argoeks maintainers
+options:
+  checks:
+    description: The rules to apply, in the order problems should be reported.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      var:
+        description: Variable name (looked up in O(values)).
+        type: str
+        required: true
+      rule:
+        description: Rule to apply.
+        type: str
+        required: true
+        choices: [s3_bucket_name, dynamodb_table_name, aws_region, email_list, number, integer, port, choice,
+                  cidr, version, name, lower_name, ip_address, url, absolute_path, boolean, mapping]
+      choices:
+        description: Accepted values for O(checks[].rule=choice).
+        type: list
+        elements: raw
+      min:
+        description: Lower bound (number, integer, port, version, CIDR prefix length).
+        type: raw
+      max:
+        description: Upper bound (number, integer, port, CIDR prefix length).
+        type: raw
+      required:
+        description: Whether an unset (null) value is a problem.
+        type: bool
+        default: true
+      targets:
+        description: Only check when O(target) is one of these.
+        type: list
+        elements: str
+      hint:
+        description: Extra advice appended to the problem.
+        type: str
+  values:
+    description: Variable name to value. A missing name counts as unset.
+    type: dict
+    required: true
+  target:
+    description: The platform target, for checks limited to some targets.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Validate the state backend settings
+  argoeks.mlops.validate_settings:
+    target: "{{ platform_target }}"
+    checks:
+      - {var: state_backend_bucket, rule: s3_bucket_name}
+      - {var: budget_emails, rule: email_list}
+      - {var: platform_target, rule: choice, choices: [standalone, eks]}
+    values:
+      state_backend_bucket: "{{ state_backend_bucket }}"
+      budget_emails: "{{ budget_emails }}"
+      platform_target: "{{ platform_target }}"
+"""
+
+RETURN = r"""
+problems:
+  description: Every problem found, as "variable: what is wrong (accepted: ...)".
+  returned: always
+  type: list
+  elements: str
+  sample: ["state_backend_bucket: 'Bad_Bucket' is not a valid S3 bucket name: ..."]
+checked:
+  description: Names of the variables that were checked.
+  returned: always
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.argoeks.mlops.plugins.module_utils.validation import RULES, find_problems
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            checks=dict(
+                type="list",
+                elements="dict",
+                required=True,
+                options=dict(
+                    var=dict(type="str", required=True),
+                    rule=dict(type="str", required=True, choices=sorted(RULES)),
+                    choices=dict(type="list", elements="raw"),
+                    min=dict(type="raw"),
+                    max=dict(type="raw"),
+                    required=dict(type="bool", default=True),
+                    targets=dict(type="list", elements="str"),
+                    hint=dict(type="str"),
+                ),
+            ),
+            values=dict(type="dict", required=True),
+            target=dict(type="str"),
+        ),
+        supports_check_mode=True,
+    )
+    checks = module.params["checks"]
+    problems = find_problems(checks, module.params["values"], module.params["target"])
+    checked = [c["var"] for c in checks if not c.get("targets") or module.params["target"] in c["targets"]]
+    if problems:
+        count = len(problems)
+        module.fail_json(
+            msg=f"{count} problem{'s' if count > 1 else ''} in the settings (nothing was changed):\n  - "
+            + "\n  - ".join(problems),
+            problems=problems,
+            checked=checked,
+        )
+    module.exit_json(changed=False, problems=[], checked=checked)
+
+
+if __name__ == "__main__":
+    main()
