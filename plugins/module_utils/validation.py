@@ -17,7 +17,9 @@ IP_LIKE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
 DYNAMODB_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
@@ -67,13 +69,18 @@ def email_list(value, check):
     bad = [v for v in value if not isinstance(v, str) or not EMAIL.match(v)]
     if bad:
         listed = ", ".join(repr(b) for b in bad)
-        return f"{listed} {'is not an email address' if len(bad) == 1 else 'are not email addresses'} (accepted: addresses like name@example.com)"
+        verb = "is not an email address" if len(bad) == 1 else "are not email addresses"
+        return f"{listed} {verb} (accepted: addresses like name@example.com)"
     return None
 
 
 def number(value, check):
     minimum, maximum = check.get("min"), check.get("max")
-    accepted = "a number" + (f" >= {minimum}" if minimum is not None else "") + (f" <= {maximum}" if maximum is not None else "")
+    accepted = (
+        "a number"
+        + (f" >= {minimum}" if minimum is not None else "")
+        + (f" <= {maximum}" if maximum is not None else "")
+    )
     if isinstance(value, bool):
         return f"{value!r} is not a number (accepted: {accepted})"
     try:
@@ -153,7 +160,7 @@ def url(value, check):
         return None
     if isinstance(value, str) and URL.match(value):
         return None
-    return f"{value!r} is not an http(s) URL (accepted: http://host:port or empty{' for real AWS' if check.get('aws') else ''})"
+    return f"{value!r} is not an http(s) URL (accepted: http://host:port, or empty)"
 
 
 def absolute_path(value, check):

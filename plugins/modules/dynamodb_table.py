@@ -152,12 +152,11 @@ table:
       type: dict
 """
 
+import contextlib
 import time
 
-try:
+with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
     import botocore
-except ImportError:
-    pass  # handled by AnsibleAWSModule
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
@@ -329,7 +328,9 @@ class DynamoDBTable:
             if to_remove:
                 self.call("untag_resource", "untag", ResourceArn=current["arn"], TagKeys=to_remove)
             if to_set:
-                self.call("tag_resource", "tag", ResourceArn=current["arn"], Tags=ansible_dict_to_boto3_tag_list(to_set))
+                self.call(
+                    "tag_resource", "tag", ResourceArn=current["arn"], Tags=ansible_dict_to_boto3_tag_list(to_set)
+                )
 
     @staticmethod
     def same_kms_key(current_arn, wanted):
@@ -418,10 +419,7 @@ def main():
         table.check_key_schema(before)
         table.update(before)
 
-    if module.check_mode:
-        after = dict(before, **predicted(module.params))
-    else:
-        after = table.current_state(table.describe())
+    after = dict(before, **predicted(module.params)) if module.check_mode else table.current_state(table.describe())
     module.exit_json(changed=table.changed, table=after, diff={"before": before, "after": after})
 
 

@@ -91,6 +91,7 @@ checked:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.argoeks.mlops.plugins.module_utils.validation import RULES, find_problems
 
 

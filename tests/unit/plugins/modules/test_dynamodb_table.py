@@ -2,9 +2,9 @@
 
 import boto3
 import pytest
-from ansible_collections.argoeks.mlops.plugins.modules import dynamodb_table
 from moto import mock_aws
 
+from ansible_collections.argoeks.mlops.plugins.modules import dynamodb_table
 from tests.unit.conftest import ModuleFailed
 
 LOCK_TABLE = {

@@ -1,9 +1,9 @@
 """argoeks.mlops.validate_settings and its rules: every problem reported, each naming the variable."""
 
 import pytest
+
 from ansible_collections.argoeks.mlops.plugins.module_utils import validation
 from ansible_collections.argoeks.mlops.plugins.modules import validate_settings
-
 from tests.unit.conftest import ModuleFailed
 
 
@@ -118,6 +118,9 @@ def test_unset_required_value_is_a_problem(run_module):
     with pytest.raises(ModuleFailed) as failed:
         run_module(
             validate_settings,
-            {"checks": [{"var": "budget_emails", "rule": "email_list", "hint": "set it to your address"}], "values": {}},
+            {
+                "checks": [{"var": "budget_emails", "rule": "email_list", "hint": "set it to your address"}],
+                "values": {},
+            },
         )
     assert failed.value.result["problems"] == ["budget_emails: is not set (set it to your address)"]
