@@ -1,0 +1,32 @@
+"""Every molecule scenario: converge, idempotence, check mode, verify (testinfra), cleanup, destroy."""
+
+import subprocess
+
+import pytest
+
+from tests.support import ROOT, VENV_BIN, free_ports, tool_env
+
+SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml"))
+
+
+@pytest.mark.molecule
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario(scenario, tmp_path):
+    (aws_port,) = free_ports(1, also_plus=0)
+    env = tool_env(ARGOEKS_TEST_HOME=tmp_path / "home", ARGOEKS_TEST_AWS_PORT=aws_port)
+    proc = subprocess.run(
+        [str(VENV_BIN / "molecule"), "test", "-s", scenario],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"molecule test -s {scenario} failed:\n" + "\n".join(output.splitlines()[-120:])
+    assert "passed" in output, "the verify step ran no testinfra test"
+
+
+def test_there_are_scenarios():
+    assert "state_backend" in SCENARIOS
