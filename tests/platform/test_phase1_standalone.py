@@ -7,6 +7,7 @@ user can see with the aws CLI, durability across restarts, Terraform migration a
 
 import json
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -245,7 +246,7 @@ def test_after_every_process_died_a_rerun_converges_and_keeps_data(platform):
 def _reachable(s3):
     try:
         s3.head_bucket(Bucket=BUCKET)
-    except Exception:  # noqa: BLE001 - any error means "not yet"
+    except Exception:  # any error means "not answering yet"
         return False
     return True
 
@@ -303,12 +304,12 @@ def test_forced_teardown_removes_everything(platform):
     )
     assert_ok(run, "forced teardown.yml")
     assert not platform.home.exists()
-    assert not any(_listening(port) for port in (platform.vars["aws_emulator_port"], platform.vars["object_store_s3_port"]))
+    assert not any(
+        _listening(port) for port in (platform.vars["aws_emulator_port"], platform.vars["object_store_s3_port"])
+    )
 
 
 def _listening(port):
-    import socket
-
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
