@@ -121,6 +121,62 @@ def cidr(value, check):
     return None
 
 
+def cidr_list(value, check):
+    """Subnet CIDRs: valid, inside `within`, one per AZ (`count`), not overlapping each other or `disjoint_from`."""
+    if not isinstance(value, list) or not value:
+        return f"{value!r} is not a list of CIDR blocks (accepted: a list like ['10.0.0.0/20', '10.0.16.0/20'])"
+    problems, networks = [], []
+    for item in value:
+        try:
+            networks.append(ipaddress.IPv4Network(str(item), strict=True))
+        except ValueError as e:
+            problems.append(f"{item!r} is not a valid CIDR block ({e})")
+    within = check.get("within")
+    if within:
+        try:
+            parent = ipaddress.IPv4Network(str(within), strict=False)
+            problems += [f"{n} is outside the VPC CIDR {parent}" for n in networks if not n.subnet_of(parent)]
+        except ValueError:
+            pass  # the VPC CIDR has its own check
+    for i, a in enumerate(networks):
+        problems += [f"{a} overlaps {b}" for b in networks[i + 1 :] if a.overlaps(b)]
+    others = []
+    for item in check.get("disjoint_from") or []:
+        try:
+            others.append(ipaddress.IPv4Network(str(item), strict=True))
+        except ValueError:
+            continue  # reported by that variable's own check
+    problems += [f"{a} overlaps {b}" for a in networks for b in others if a.overlaps(b)]
+    count = check.get("count")
+    if count is not None and len(value) != int(count):
+        problems.append(f"has {len(value)} entries but there are {count} availability zones (one subnet per zone)")
+    if problems:
+        return (
+            "; ".join(problems) + " (accepted: non-overlapping subnets inside the VPC CIDR, one per availability zone)"
+        )
+    return None
+
+
+def az_list(value, check):
+    """Availability zones of one region, at least `min` (default 2), no duplicates."""
+    minimum = int(check.get("min", 2))
+    region = check.get("region") or ""
+    accepted = f"at least {minimum} distinct zones of {region or 'the region'}, like {region or 'us-east-1'}a"
+    if not isinstance(value, list):
+        return f"{value!r} is not a list (accepted: {accepted})"
+    problems = []
+    if len(set(value)) < minimum:
+        problems.append(f"has {len(set(value))} distinct zone(s)")
+    bad = (
+        [z for z in value if not (isinstance(z, str) and re.match(rf"^{re.escape(region)}[a-z]$", z))] if region else []
+    )
+    if bad:
+        problems.append(f"{', '.join(repr(z) for z in bad)} {'is' if len(bad) == 1 else 'are'} not a zone of {region}")
+    if problems:
+        return f"{value!r} " + " and ".join(problems) + f" (accepted: {accepted})"
+    return None
+
+
 def version(value, check):
     text = str(value)
     if not VERSION.match(text):
@@ -192,6 +248,8 @@ RULES = {
     "choice": choice,
     "cidr": cidr,
     "version": version,
+    "cidr_list": cidr_list,
+    "az_list": az_list,
     "name": name,
     "lower_name": lower_name,
     "ip_address": ip_address,

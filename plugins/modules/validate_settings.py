@@ -31,7 +31,8 @@ options:
         type: str
         required: true
         choices: [s3_bucket_name, dynamodb_table_name, aws_region, email_list, number, integer, port, choice,
-                  cidr, version, name, lower_name, ip_address, url, absolute_path, boolean, mapping]
+                  cidr, cidr_list, az_list, version, name, lower_name, ip_address, url, absolute_path,
+                  boolean, mapping]
       choices:
         description: Accepted values for O(checks[].rule=choice).
         type: list
@@ -52,6 +53,19 @@ options:
         elements: str
       hint:
         description: Extra advice appended to the problem.
+        type: str
+      within:
+        description: For O(checks[].rule=cidr_list), the network every subnet must lie in.
+        type: str
+      disjoint_from:
+        description: For O(checks[].rule=cidr_list), CIDRs the subnets must not overlap.
+        type: list
+        elements: str
+      count:
+        description: For O(checks[].rule=cidr_list), how many subnets there must be.
+        type: int
+      region:
+        description: For O(checks[].rule=az_list), the region every zone must belong to.
         type: str
   values:
     description: Variable name to value. A missing name counts as unset.
@@ -111,6 +125,10 @@ def main():
                     required=dict(type="bool", default=True),
                     targets=dict(type="list", elements="str"),
                     hint=dict(type="str"),
+                    within=dict(type="str"),
+                    disjoint_from=dict(type="list", elements="str"),
+                    count=dict(type="int"),
+                    region=dict(type="str"),
                 ),
             ),
             values=dict(type="dict", required=True),

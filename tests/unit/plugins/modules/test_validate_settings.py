@@ -124,3 +124,50 @@ def test_unset_required_value_is_a_problem(run_module):
             },
         )
     assert failed.value.result["problems"] == ["budget_emails: is not set (set it to your address)"]
+
+
+SUBNET_CHECK = {"within": "10.0.0.0/16", "count": 2}
+
+
+def test_subnets_inside_the_vpc_without_overlap_pass():
+    assert validation.cidr_list(["10.0.0.0/20", "10.0.16.0/20"], SUBNET_CHECK) is None
+
+
+@pytest.mark.parametrize(
+    ("subnets", "check", "reason"),
+    [
+        (["10.0.0.0/20", "10.0.8.0/21"], SUBNET_CHECK, "10.0.0.0/20 overlaps 10.0.8.0/21"),
+        (["10.0.0.0/20", "10.1.0.0/20"], SUBNET_CHECK, "outside the VPC CIDR"),
+        (["10.0.0.0/20"], SUBNET_CHECK, "has 1 entries but there are 2 availability zones"),
+        (["10.0.0.0/20", "10.0.16.0/20"], dict(SUBNET_CHECK, disjoint_from=["10.0.16.0/24"]), "overlaps 10.0.16.0/24"),
+        (["10.0.0.1/20", "10.0.16.0/20"], SUBNET_CHECK, "not a valid CIDR block"),
+        ("10.0.0.0/20", SUBNET_CHECK, "not a list of CIDR blocks"),
+    ],
+)
+def test_bad_subnets_say_why(subnets, check, reason):
+    assert reason in validation.cidr_list(subnets, check)
+
+
+@pytest.mark.parametrize(
+    ("zones", "reason"),
+    [
+        (["us-east-1a"], "has 1 distinct zone(s)"),
+        (["us-east-1a", "us-east-1a"], "has 1 distinct zone(s)"),
+        (["us-east-1a", "eu-west-1b"], "'eu-west-1b' is not a zone of us-east-1"),
+    ],
+)
+def test_fewer_than_two_zones_or_foreign_zones_fail(zones, reason):
+    assert reason in validation.az_list(zones, {"region": "us-east-1"})
+
+
+def test_two_zones_of_the_region_pass():
+    assert validation.az_list(["us-east-1a", "us-east-1b"], {"region": "us-east-1"}) is None
+
+
+@pytest.mark.parametrize("limit", [0, -10])
+def test_budget_must_be_positive(limit):
+    assert "out of range" in validation.number(limit, {"min": 0.01})
+
+
+def test_email_without_at_sign_fails():
+    assert "is not an email address" in validation.email_list(["platform-team.example.com"], {})
