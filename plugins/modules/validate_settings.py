@@ -92,7 +92,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 problems:
-  description: Every problem found, as "variable: what is wrong (accepted: ...)".
+  description: >-
+    Every problem found, each as "variable: what is wrong (accepted: ...)".
   returned: always
   type: list
   elements: str

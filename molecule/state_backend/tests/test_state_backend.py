@@ -8,7 +8,7 @@ import pytest
 
 BUCKET = "argoeks-molecule-state"
 TABLE = "argoeks-molecule-locks"
-HOME = os.environ.get("ARGOEKS_TEST_HOME", "/tmp/argoeks-molecule-state-backend")
+HOME = os.environ.get("ARGOEKS_TEST_HOME", "/tmp/argoeks-molecule")
 
 
 @pytest.fixture(scope="module")
