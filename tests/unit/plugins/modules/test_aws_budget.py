@@ -1,7 +1,8 @@
 """argoeks.mlops.aws_budget against moto's in-process Budgets, and against botocore's Stubber where moto falls short."""
 
 import datetime
-import json
+import importlib.util
+from pathlib import Path
 
 import boto3
 import pytest
@@ -9,7 +10,6 @@ from ansible_collections.amazon.aws.plugins.module_utils import cloud
 from ansible_collections.amazon.aws.plugins.module_utils import modules as aws_modules
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
-from moto.budgets.exceptions import DuplicateRecordException, NotFoundException
 from moto.budgets.responses import BudgetsResponse
 
 from ansible_collections.argoeks.mlops.plugins.modules import aws_budget
@@ -33,47 +33,19 @@ MONTHLY = {
 
 
 # ---- moto ------------------------------------------------------------------------------------
-# moto 5.2.5 stores each notification's subscribers but answers DescribeSubscribersForNotification,
-# CreateSubscriber and DeleteSubscriber with NotImplementedError ("The create_subscriber action has not
-# been implemented"); so does UpdateBudget. These three handlers read and write the subscribers moto
-# already keeps, matching a notification the way moto's own DeleteNotification does. UpdateBudget is
-# tested with the Stubber below instead.
-def _notification(response):
-    budget = response.backend.budgets[response._get_param("AccountId")].get(response._get_param("BudgetName"))
-    if budget is None:
-        raise NotFoundException("Unable to find the budget")
-    wanted = response._get_param("Notification")
-    for notification in budget.notifications:
-        if notification.details == wanted:
-            return notification
-    raise NotFoundException("Unable to find the notification")
-
-
-def _describe_subscribers_for_notification(self):
-    return json.dumps({"Subscribers": _notification(self).subscribers})
-
-
-def _create_subscriber(self):
-    notification, subscriber = _notification(self), self._get_param("Subscriber")
-    if subscriber in notification.subscribers:
-        raise DuplicateRecordException("subscriber", subscriber["Address"])
-    notification.subscribers.append(subscriber)
-    return "{}"
-
-
-def _delete_subscriber(self):
-    notification, subscriber = _notification(self), self._get_param("Subscriber")
-    notification.subscribers = [s for s in notification.subscribers if s != subscriber]
-    return "{}"
+# moto 5.2.5 lacks DescribeSubscribersForNotification, CreateSubscriber, DeleteSubscriber and
+# UpdateBudget; the platform's emulator adds them (roles/aws_emulator/files/argoeks_emulator.py),
+# and these tests use the same handlers.
+EMULATOR = Path(__file__).resolve().parents[4] / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
+_spec = importlib.util.spec_from_file_location("argoeks_emulator", EMULATOR)
+argoeks_emulator = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(argoeks_emulator)
 
 
 @pytest.fixture
 def budgets(aws_env, monkeypatch):
-    monkeypatch.setattr(
-        BudgetsResponse, "describe_subscribers_for_notification", _describe_subscribers_for_notification, raising=False
-    )
-    monkeypatch.setattr(BudgetsResponse, "create_subscriber", _create_subscriber, raising=False)
-    monkeypatch.setattr(BudgetsResponse, "delete_subscriber", _delete_subscriber, raising=False)
+    for name, handler in argoeks_emulator.HANDLERS.items():
+        monkeypatch.setattr(BudgetsResponse, name, handler, raising=False)
     with mock_aws():
         yield boto3.client("budgets", region_name="us-east-1")
 
@@ -420,3 +392,12 @@ def test_duplicate_notifications_fail(stubbed, run_module):
 
     assert "notifications[1] repeats notifications[0]" in failed.value.result["msg"]
     assert stubbed.calls == []
+
+
+def test_update_is_applied_by_the_platform_emulator(budgets, run_module):
+    run_module(aws_budget, MONTHLY)
+    raised = dict(MONTHLY, limit_amount=800)
+    assert run_module(aws_budget, raised)["changed"] is True
+    limit = budgets.describe_budget(AccountId=ACCOUNT, BudgetName=NAME)["Budget"]["BudgetLimit"]
+    assert float(limit["Amount"]) == 800
+    assert run_module(aws_budget, raised)["changed"] is False
