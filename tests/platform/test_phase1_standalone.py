@@ -174,6 +174,20 @@ def test_lock_table_has_lockid_on_demand_and_pitr(platform):
     )
 
 
+def test_budget_and_alarms_exist_in_the_emulator(platform):
+    account = platform.client("sts").get_caller_identity()["Account"]
+    budgets = platform.client("budgets")
+    budget = budgets.describe_budget(AccountId=account, BudgetName="argoeks-dev-monthly")["Budget"]
+    assert float(budget["BudgetLimit"]["Amount"]) == 650
+    notifications = budgets.describe_notifications_for_budget(AccountId=account, BudgetName="argoeks-dev-monthly")
+    assert sorted(float(n["Threshold"]) for n in notifications["Notifications"]) == [50, 80, 100, 100]
+    topics = [t["TopicArn"] for t in platform.client("sns").list_topics()["Topics"]]
+    alarm = platform.client("cloudwatch").describe_alarms(AlarmNames=["argoeks-dev-estimated-charges"])["MetricAlarms"][
+        0
+    ]
+    assert alarm["AlarmActions"] == [t for t in topics if t.endswith(":argoeks-dev-alerts")]
+
+
 def test_local_stores_refuse_anonymous_and_wrong_credentials(platform):
     env = platform.aws_env()
     wrong = boto3.client(

@@ -1,0 +1,108 @@
+"""Phase 1 on the eks target (inventories/dev), with the AWS side answered by the AWS emulator.
+
+The same playbook and roles as against a real account: state backend, VPC, EKS cluster with
+IRSA, cost controls. From nothing, again with no change, in check mode, then teardown, after
+which nothing of the environment is left. (EKS add-ons are switched off: the emulator has no
+add-on API; the eks_addon unit tests cover them.)
+"""
+
+import subprocess
+import sys
+
+import boto3
+import pytest
+import yaml
+
+from tests.support import ROOT, free_ports, playbook, tool_env, wait_until
+
+pytestmark = pytest.mark.platform
+
+EMULATOR = ROOT / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    (port,) = free_ports(1, also_plus=0)
+    proc = subprocess.Popen(
+        [sys.executable, str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)],
+        env=tool_env(MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    session = boto3.Session(region_name="us-east-1", **{k.lower(): v for k, v in CREDENTIALS.items()})
+    sts = session.client("sts", endpoint_url=endpoint)
+    wait_until(lambda: _answers(sts), what="the AWS emulator")
+    yield endpoint, session
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _answers(sts):
+    try:
+        sts.get_caller_identity()
+    except Exception:  # any error means "not answering yet"
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def dev(emulator, tmp_path_factory):
+    endpoint, session = emulator
+    base = tmp_path_factory.mktemp("eks-contract")
+    extra = base / "vars.yml"
+    extra.write_text(
+        yaml.safe_dump({"aws_endpoint_url": endpoint, "platform_home": str(base / "home"), "eks_cluster_addons": []})
+    )
+    env = tool_env(**CREDENTIALS)
+
+    def run(playbook_name="phase1.yml", *args):
+        return playbook(playbook_name, "-i", "inventories/dev", "-e", f"@{extra}", *args, env=env)
+
+    return run, session, endpoint
+
+
+def assert_ok(run, what):
+    assert run.rc == 0 and run.failed == 0, f"{what} failed:\n{run.tail()}"
+
+
+def test_phase1_on_dev_from_nothing(dev):
+    run, session, endpoint = dev
+    result = run()
+    assert_ok(result, "phase1.yml -i inventories/dev")
+    assert "EKS cluster:     dev-mlops-cluster-01 1.32" in result.output
+    cluster = session.client("eks", endpoint_url=endpoint).describe_cluster(name="dev-mlops-cluster-01")["cluster"]
+    assert cluster["status"] == "ACTIVE"
+    s3 = session.client("s3", endpoint_url=endpoint)
+    assert s3.get_bucket_versioning(Bucket="argoeks-terraform-state")["Status"] == "Enabled"
+    assert s3.get_public_access_block(Bucket="argoeks-terraform-state")["PublicAccessBlockConfiguration"][
+        "RestrictPublicBuckets"
+    ]
+
+
+def test_phase1_on_dev_again_changes_nothing(dev):
+    result = dev[0]()
+    assert_ok(result, "second phase1.yml -i inventories/dev")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+
+
+def test_phase1_on_dev_in_check_mode_changes_nothing(dev):
+    result = dev[0]("phase1.yml", "--check", "--diff")
+    assert_ok(result, "phase1.yml -i inventories/dev --check --diff")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+
+
+def test_teardown_on_dev_leaves_nothing(dev):
+    run, session, endpoint = dev
+    result = run("teardown.yml", "-e", "state_backend_force_destroy=true")
+    assert_ok(result, "teardown.yml -i inventories/dev")
+    client = lambda name: session.client(name, endpoint_url=endpoint)  # noqa: E731
+    assert client("eks").list_clusters()["clusters"] == []
+    assert client("iam").list_open_id_connect_providers()["OpenIDConnectProviderList"] == []
+    assert [v for v in client("ec2").describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.0.0.0/16"] == []
+    assert client("ec2").describe_nat_gateways(Filter=[{"Name": "state", "Values": ["available"]}])["NatGateways"] == []
+    assert "argoeks-terraform-state" not in [b["Name"] for b in client("s3").list_buckets()["Buckets"]]
+    assert client("dynamodb").list_tables()["TableNames"] == []
+    account = client("sts").get_caller_identity()["Account"]
+    assert client("budgets").describe_budgets(AccountId=account).get("Budgets", []) == []
