@@ -53,13 +53,22 @@ def dev(emulator, tmp_path_factory):
     base = tmp_path_factory.mktemp("eks-contract")
     extra = base / "vars.yml"
     extra.write_text(
-        yaml.safe_dump({"aws_endpoint_url": endpoint, "platform_home": str(base / "home"), "eks_cluster_addons": []})
+        yaml.safe_dump(
+            {
+                "aws_endpoint_url": endpoint,
+                "platform_home": str(base / "home"),
+                "eks_cluster_addons": [],
+                # No Kubernetes API here: the Kubernetes objects are rendered, not applied.
+                "k8s_render_dir": str(base / "rendered"),
+            }
+        )
     )
     env = tool_env(**CREDENTIALS)
 
     def run(playbook_name="phase1.yml", *args):
         return playbook(playbook_name, "-i", "inventories/dev", "-e", f"@{extra}", *args, env=env)
 
+    run.rendered = base / "rendered"
     return run, session, endpoint
 
 
@@ -79,6 +88,15 @@ def test_phase1_on_dev_from_nothing(dev):
     assert s3.get_public_access_block(Bucket="argoeks-terraform-state")["PublicAccessBlockConfiguration"][
         "RestrictPublicBuckets"
     ]
+    objects = list(yaml.safe_load_all((run.rendered / "platform-base.yaml").read_text()))
+    namespaces = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Namespace")
+    assert namespaces == sorted(["monitoring", "mlflow", "feast", "jupyter", "kubeflow", "kserve", "vllm", "rag"])
+    accounts = {
+        o["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].split(":")[4]
+        for o in objects
+        if o["kind"] == "ServiceAccount"
+    }
+    assert accounts == {session.client("sts", endpoint_url=endpoint).get_caller_identity()["Account"]}
 
 
 def test_phase1_on_dev_again_changes_nothing(dev):
@@ -106,3 +124,4 @@ def test_teardown_on_dev_leaves_nothing(dev):
     assert client("dynamodb").list_tables()["TableNames"] == []
     account = client("sts").get_caller_identity()["Account"]
     assert client("budgets").describe_budgets(AccountId=account).get("Budgets", []) == []
+    assert not (run.rendered / "platform-base.yaml").exists()
