@@ -87,3 +87,14 @@ def kube(tmp_path: Path) -> Iterator[Kube]:
     kubeconfig = tmp_path / "kubeconfig"
     with KubeEmulator(kubeconfig) as emulator:
         yield Kube(emulator=emulator, kubeconfig=kubeconfig, url=emulator.url, tmp=tmp_path)
+
+
+@pytest.fixture
+def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kube]:
+    """The cluster role tests run against: a real one when ARGOEKS_TEST_KUBECONFIG names its
+    kubeconfig (the tests create and delete the platform namespaces there), else the emulator."""
+    real = os.environ.get("ARGOEKS_TEST_KUBECONFIG")
+    if real:
+        yield Kube(emulator=None, kubeconfig=Path(real), url="", tmp=tmp_path)  # type: ignore[arg-type]
+    else:
+        yield request.getfixturevalue("kube")

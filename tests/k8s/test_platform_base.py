@@ -11,8 +11,8 @@ NAMESPACES = ["monitoring", "mlflow", "feast", "jupyter", "kubeflow", "kserve", 
 
 
 @pytest.fixture
-def phase1(kube):
-    env = tool_env(KUBECACHEDIR=str(kube.tmp / "kubecache"))
+def phase1(cluster):
+    env = tool_env(KUBECACHEDIR=str(cluster.tmp / "kubecache"))
 
     def run(*args):
         return playbook(
@@ -22,7 +22,7 @@ def phase1(kube):
             "--tags",
             "k8s_platform_base",
             "-e",
-            f"k8s_kubeconfig={kube.kubeconfig}",
+            f"k8s_kubeconfig={cluster.kubeconfig}",
             "-e",
             "k8s_platform_base_account_id=123456789012",
             *args,
@@ -32,25 +32,25 @@ def phase1(kube):
     return run
 
 
-def get(kube, *args):
-    return json.loads(kube.kubectl("get", *args, "-o", "json").stdout)
+def get(cluster, *args):
+    return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
-def test_platform_base_applies_idempotently_and_checks_clean(kube, phase1):
+def test_platform_base_applies_idempotently_and_checks_clean(cluster, phase1):
     first = phase1()
     assert first.rc == 0, first.tail()
     assert first.changed > 0
 
-    namespaces = {n["metadata"]["name"]: n for n in get(kube, "namespaces")["items"]}
+    namespaces = {n["metadata"]["name"]: n for n in get(cluster, "namespaces")["items"]}
     for name in NAMESPACES:
         assert namespaces[name]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
-    policies = {p["metadata"]["name"] for p in get(kube, "networkpolicies", "-n", "mlflow")["items"]}
+    policies = {p["metadata"]["name"] for p in get(cluster, "networkpolicies", "-n", "mlflow")["items"]}
     assert policies == {"default-deny-all", "allow-dns", "allow-same-namespace", "allow-monitoring-scrape"}
-    deny = get(kube, "networkpolicy", "default-deny-all", "-n", "rag")["spec"]
+    deny = get(cluster, "networkpolicy", "default-deny-all", "-n", "rag")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    quota = get(kube, "resourcequota", "platform-quota", "-n", "vllm")["spec"]["hard"]
+    quota = get(cluster, "resourcequota", "platform-quota", "-n", "vllm")["spec"]["hard"]
     assert quota["requests.nvidia.com/gpu"] == "2"
-    account = get(kube, "serviceaccount", "mlflow-tracking", "-n", "mlflow")
+    account = get(cluster, "serviceaccount", "mlflow-tracking", "-n", "mlflow")
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == (
         "arn:aws:iam::123456789012:role/dev-mlops-cluster-01-mlflow"
     )
@@ -64,15 +64,15 @@ def test_platform_base_applies_idempotently_and_checks_clean(kube, phase1):
     assert checked.changed == 0, f"changed tasks: {checked.changed_tasks()}"
 
 
-def test_check_mode_reports_a_change_without_making_it(kube, phase1):
+def test_check_mode_reports_a_change_without_making_it(cluster, phase1):
     assert phase1().rc == 0
     checked = phase1("--check", "-e", '{"k8s_platform_base_quota": {"requests.cpu": "4"}}')
     assert checked.rc == 0, checked.tail()
     assert checked.changed > 0
-    assert get(kube, "resourcequota", "platform-quota", "-n", "rag")["spec"]["hard"]["requests.cpu"] == "8"
+    assert get(cluster, "resourcequota", "platform-quota", "-n", "rag")["spec"]["hard"]["requests.cpu"] == "8"
 
 
-def test_teardown_removes_the_platform_base(kube, phase1):
+def test_teardown_removes_the_platform_base(cluster, phase1):
     assert phase1().rc == 0
     down = playbook(
         "teardown.yml",
@@ -81,17 +81,17 @@ def test_teardown_removes_the_platform_base(kube, phase1):
         "--tags",
         "k8s_platform_base",
         "-e",
-        f"k8s_kubeconfig={kube.kubeconfig}",
-        env=tool_env(KUBECACHEDIR=str(kube.tmp / "kubecache")),
+        f"k8s_kubeconfig={cluster.kubeconfig}",
+        env=tool_env(KUBECACHEDIR=str(cluster.tmp / "kubecache")),
     )
     assert down.rc == 0, down.tail()
-    left = {n["metadata"]["name"] for n in get(kube, "namespaces")["items"]}
+    left = {n["metadata"]["name"] for n in get(cluster, "namespaces")["items"]}
     assert left.isdisjoint(NAMESPACES)
 
 
-def test_invalid_namespace_is_rejected_before_any_change(kube, phase1):
+def test_invalid_namespace_is_rejected_before_any_change(cluster, phase1):
     run = phase1("-e", '{"k8s_platform_base_namespaces": ["Bad_Name", "mlflow"]}')
     assert run.rc != 0
     assert "k8s_platform_base_namespaces must be DNS labels" in run.output
-    left = {n["metadata"]["name"] for n in get(kube, "namespaces")["items"]}
+    left = {n["metadata"]["name"] for n in get(cluster, "namespaces")["items"]}
     assert "mlflow" not in left
