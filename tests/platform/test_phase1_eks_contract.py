@@ -76,6 +76,26 @@ def assert_ok(run, what):
     assert run.rc == 0 and run.failed == 0, f"{what} failed:\n{run.tail()}"
 
 
+def test_bad_network_and_budget_input_fails_in_preflight_creating_nothing(dev):
+    run, session, endpoint = dev
+    result = run(
+        "phase1.yml",
+        "-e",
+        '{"vpc_azs": ["us-east-1a"], "vpc_public_subnets": ["10.0.0.0/20", "10.0.8.0/21"],'
+        ' "budget_monthly_limit_usd": 0, "budget_emails": ["ops.example.com"]}',
+    )
+    assert result.rc != 0
+    for problem in (
+        "vpc_azs: ['us-east-1a'] has 1 distinct zone(s)",
+        "vpc_public_subnets: 10.0.0.0/20 overlaps 10.0.8.0/21",
+        "budget_monthly_limit_usd: 0 is out of range",
+        "budget_emails: 'ops.example.com' is not an email address",
+    ):
+        assert problem in result.output, result.tail()
+    assert session.client("s3", endpoint_url=endpoint).list_buckets()["Buckets"] == []
+    assert session.client("eks", endpoint_url=endpoint).list_clusters()["clusters"] == []
+
+
 def test_phase1_on_dev_from_nothing(dev):
     run, session, endpoint = dev
     result = run()
