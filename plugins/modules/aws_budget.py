@@ -226,12 +226,11 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
 
 MAX_EMAILS = 10  # AWS: up to 10 e-mail subscribers and 1 SNS subscriber per notification
 MAX_SNS_TOPICS = 1
-# The Budgets API answers ThrottlingException, which AWSRetry does not retry by default.
-RETRY = dict(catch_extra_error_codes=["ThrottlingException"])
 
 
 # ---- normalising ---------------------------------------------------------------------------
@@ -339,14 +338,14 @@ class Budget:
         self.module = module
         self.params = module.params
         self.name = module.params["name"]
-        self.client = module.client("budgets", retry_decorator=AWSRetry.jittered_backoff(**RETRY))
+        self.client = module.client("budgets", retry_decorator=retry_decorator())
         self.account_id = module.params["account_id"] or self.caller_account()
         self.changed = False
         self.described = None
         self.described_notifications = []
 
     def caller_account(self):
-        sts = self.module.client("sts", retry_decorator=AWSRetry.jittered_backoff(**RETRY))
+        sts = self.module.client("sts", retry_decorator=retry_decorator())
         try:
             return sts.get_caller_identity(aws_retry=True)["Account"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:

@@ -160,12 +160,13 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
     compare_aws_tags,
 )
+
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
 
 
 class DynamoDBTable:
@@ -173,7 +174,7 @@ class DynamoDBTable:
         self.module = module
         self.params = module.params
         self.name = module.params["name"]
-        self.client = module.client("dynamodb", retry_decorator=AWSRetry.jittered_backoff())
+        self.client = module.client("dynamodb", retry_decorator=retry_decorator())
         self.changed = False
 
     # ---- reading -------------------------------------------------------------------------

@@ -154,8 +154,9 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
 
 # Error codes of endpoints that lack the add-on API: "404" is what botocore makes of a bare 404 without an
 # error body (moto answers "Not yet implemented" that way); real EKS answers 404 as ResourceNotFoundException.
@@ -187,10 +188,7 @@ class EKSAddon:
         self.name = module.params["name"]
         self.cluster = module.params["cluster_name"]
         self.what = f"EKS add-on {self.name} on cluster {self.cluster}"
-        # The EKS API throttles with ThrottlingException, which AWSRetry does not retry by itself.
-        self.client = module.client(
-            "eks", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ThrottlingException"])
-        )
+        self.client = module.client("eks", retry_decorator=retry_decorator())
         self.changed = False
 
     def fail(self, error, action):

@@ -224,8 +224,9 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
 
 LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 VERSION_PATTERN = re.compile(r"^\d+\.\d+$")
@@ -268,10 +269,7 @@ class EKSCluster:
         self.module = module
         self.params = module.params
         self.name = module.params["name"]
-        # AWSRetry matches error codes exactly and its list has "Throttling" but not EKS's "ThrottlingException".
-        self.client = module.client(
-            "eks", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ThrottlingException"])
-        )
+        self.client = module.client("eks", retry_decorator=retry_decorator())
         self.changed = False
         self.pending = None  # (update id, what) of an update not waited for yet
 

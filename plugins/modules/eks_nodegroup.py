@@ -269,8 +269,9 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
 
 DEFAULT_DISK_SIZE = 50
 DEFAULT_MAX_UNAVAILABLE = 1
@@ -342,10 +343,7 @@ class EksNodegroup:
         self.name = module.params["name"]
         self.cluster = module.params["cluster_name"]
         self.what = f"EKS node group {self.name} in cluster {self.cluster}"
-        # AWSRetry's own list has "Throttling" but not the "ThrottlingException" that EKS answers with.
-        self.client = module.client(
-            "eks", retry_decorator=AWSRetry.jittered_backoff(catch_extra_error_codes=["ThrottlingException"])
-        )
+        self.client = module.client("eks", retry_decorator=retry_decorator())
         self.changed = False
 
     # ---- reading -------------------------------------------------------------------------

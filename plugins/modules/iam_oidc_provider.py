@@ -127,12 +127,13 @@ with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing bot
 
 from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
     compare_aws_tags,
 )
+
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
 
 THUMBPRINT = re.compile(r"^[0-9a-fA-F]{40}$")
 MAX_THUMBPRINTS = 5
@@ -154,7 +155,7 @@ class OIDCProvider:
         self.url = module.params["url"]
         # IAM stores the URL without its scheme; the ARN ends with it.
         self.url_id = self.url[len("https://") :]
-        self.client = module.client("iam", retry_decorator=AWSRetry.jittered_backoff())
+        self.client = module.client("iam", retry_decorator=retry_decorator())
         self.changed = False
 
     # ---- reading -------------------------------------------------------------------------
