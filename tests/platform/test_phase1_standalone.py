@@ -6,6 +6,7 @@ user can see with the aws CLI, durability across restarts, Terraform migration a
 """
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import boto3
 import pytest
 import yaml
 
-from tests.support import VENV_BIN, free_ports, playbook, read_env_file, tool_env, wait_until
+from tests.support import ROOT, VENV_BIN, free_ports, playbook, read_env_file, tool_env, wait_until
 
 pytestmark = pytest.mark.platform
 
@@ -297,6 +298,39 @@ def test_terraform_state_is_migrated_and_local_state_removed(platform):
     again = platform.run("phase1.yml", "-e", f"state_backend_terraform_dir={tf_dir}")
     assert_ok(again, "second run with a Terraform directory")
     assert again.changed == 0, f"changed tasks: {again.changed_tasks()}"
+
+
+# ---- the backup-restore runbook, as written -----------------------------------------------------------
+
+
+def runbook_block(marker):
+    """The fenced bash block of docs/runbooks/backup-restore.md that starts with `# <marker>`."""
+    text = (ROOT / "docs/runbooks/backup-restore.md").read_text()
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        if block.startswith(f"# {marker}\n"):
+            return block
+    raise AssertionError(f"no bash block starting with '# {marker}' in the backup-restore runbook")
+
+
+def test_runbook_restores_the_previous_terraform_state_version(platform, tmp_path):
+    s3 = platform.client("s3")
+    key = "drill/terraform.tfstate"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"serial": 1, "drill": "good"}')
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b'{"serial": 2, "drill": "broken"}')
+
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", runbook_block("restore-terraform-state")],
+        cwd=tmp_path,
+        env=tool_env(**platform.aws_env(), KEY=key),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b'{"serial": 1, "drill": "good"}'
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix=key)["Versions"]
+    assert len(versions) == 3, "the restore must add a version, never remove one"
 
 
 # ---- teardown ---------------------------------------------------------------------------------------------
