@@ -16,7 +16,7 @@ HOME = Path(os.environ.get("ARGOEKS_TEST_HOME", "/tmp/argoeks-molecule"))
 def aws():
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     endpoint = f"http://127.0.0.1:{os.environ.get('ARGOEKS_TEST_AWS_PORT', '24598')}"
-    return {n: session.client(n, endpoint_url=endpoint) for n in ("eks", "iam", "kms")}
+    return {n: session.client(n, endpoint_url=endpoint) for n in ("eks", "iam", "kms", "logs")}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,11 @@ def test_cluster_is_active_with_version_logging_and_endpoint_access(cluster):
     assert len(vpc["subnetIds"]) == 4
     enabled = [t for setup in cluster["logging"]["clusterLogging"] if setup["enabled"] for t in setup["types"]]
     assert sorted(enabled) == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+
+
+def test_control_plane_logs_expire(aws):
+    groups = aws["logs"].describe_log_groups(logGroupNamePrefix=f"/aws/eks/{CLUSTER}/cluster")["logGroups"]
+    assert [(g["logGroupName"], g["retentionInDays"]) for g in groups] == [(f"/aws/eks/{CLUSTER}/cluster", 30)]
 
 
 def test_secrets_are_envelope_encrypted_with_the_created_key(cluster, aws):
