@@ -2,8 +2,12 @@
 
 import json
 
+import boto3
 import pytest
 from ansible.module_utils.testing import patch_module_args
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
+from botocore.stub import Stubber
 
 
 class ModuleFailed(Exception):
@@ -37,3 +41,27 @@ def run_module(capsys):
         return result
 
     return run
+
+
+@pytest.fixture
+def stub_aws(aws_env, monkeypatch):
+    """stub_aws("eks") -> a botocore Stubber whose client every AnsibleAWSModule gets, wrapped in the
+    module's own retry decorator, for the calls moto lacks and for error paths (AccessDenied, throttling)."""
+    stubbers = []
+
+    def make(service):
+        client = boto3.client(service, region_name="us-east-1")
+
+        def fake_client(self, name, retry_decorator=None, **kwargs):
+            assert name == service, f"the module asked for a {name} client; the test stubs {service}"
+            return RetryingBotoClientWrapper(client, retry_decorator) if retry_decorator else client
+
+        monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
+        stubber = Stubber(client)
+        stubber.activate()
+        stubbers.append(stubber)
+        return stubber
+
+    yield make
+    for stubber in stubbers:
+        stubber.deactivate()

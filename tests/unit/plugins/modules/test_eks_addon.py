@@ -5,11 +5,7 @@
 
 import datetime
 
-import boto3
 import pytest
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from botocore.stub import Stubber
 from moto import mock_aws
 
 from ansible_collections.argoeks.mlops.plugins.modules import eks_addon
@@ -56,17 +52,8 @@ def sleeps(monkeypatch):
 
 
 @pytest.fixture
-def eks(aws_env, sleeps, monkeypatch):
-    client = boto3.client("eks", region_name="us-east-1")
-    stubber = Stubber(client)
-
-    def fake_client(self, service, retry_decorator=None, **kwargs):
-        assert service == "eks"
-        return RetryingBotoClientWrapper(client, retry_decorator) if retry_decorator else client
-
-    monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
-    with stubber:
-        yield stubber
+def eks(stub_aws, sleeps):
+    return stub_aws("eks")
 
 
 def not_found(eks):

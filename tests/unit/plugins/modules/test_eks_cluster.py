@@ -10,9 +10,7 @@ import json
 
 import boto3
 import pytest
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from moto import mock_aws
 
 from ansible_collections.argoeks.mlops.plugins.modules import eks_cluster
@@ -207,19 +205,10 @@ def update(status="InProgress", update_type="VersionUpdate", errors=None):
 
 
 @pytest.fixture
-def stub(aws_env, monkeypatch):
-    """An eks client answering from a Stubber queue, handed to the module with its retry wrapper."""
-    client = boto3.client("eks", region_name="us-east-1")
-    stubber = Stubber(client)
-
-    def fake_client(self, service, retry_decorator=None, **extra):
-        assert service == "eks"
-        return RetryingBotoClientWrapper(client, retry_decorator) if retry_decorator else client
-
-    monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
+def stub(stub_aws, monkeypatch):
+    """An eks client answering from a Stubber queue; polling does not sleep."""
     monkeypatch.setattr(eks_cluster.time, "sleep", lambda seconds: None)
-    with stubber:
-        yield stubber
+    return stub_aws("eks")
 
 
 def describe(stub, answer):

@@ -12,8 +12,6 @@ from types import SimpleNamespace
 import boto3
 import pytest
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from botocore.stub import Stubber
 from moto import mock_aws
 
 from ansible_collections.argoeks.mlops.plugins.modules import eks_nodegroup
@@ -264,21 +262,13 @@ def test_absent_deletes_and_is_idempotent(eks, run_module):
 
 
 @pytest.fixture
-def stubbed(aws_env, monkeypatch):
-    """An EKS client answering from a Stubber, handed to the module in place of a real connection."""
-    client = boto3.client("eks", region_name="us-east-1")
-    stubber = Stubber(client)
+def stubbed(stub_aws, monkeypatch):
+    """An EKS client answering from a Stubber; sleeps are recorded, not slept."""
     sleeps = []
-
-    def fake_client(self, service, retry_decorator=None, **kwargs):
-        assert service == "eks"
-        return client if retry_decorator is None else RetryingBotoClientWrapper(client, retry_decorator)
-
-    monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
     monkeypatch.setattr(eks_nodegroup.time, "sleep", sleeps.append)
-    with stubber:
-        yield SimpleNamespace(stubber=stubber, sleeps=sleeps)
-        stubber.assert_no_pending_responses()
+    stubber = stub_aws("eks")
+    yield SimpleNamespace(stubber=stubber, sleeps=sleeps)
+    stubber.assert_no_pending_responses()
 
 
 def answer(**overrides):

@@ -10,9 +10,6 @@ import ssl
 
 import boto3
 import pytest
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
-from botocore.stub import Stubber
 from moto import mock_aws
 
 from ansible_collections.argoeks.mlops.plugins.modules import iam_oidc_provider
@@ -210,17 +207,8 @@ def test_compute_thumbprint_hashes_the_der_certificate(monkeypatch):
 
 
 @pytest.fixture
-def stubbed_iam(aws_env, no_network, monkeypatch):
-    client = boto3.client("iam", region_name="us-east-1")
-    stubber = Stubber(client)
-
-    def fake_client(self, service, retry_decorator=None, **kwargs):
-        assert service == "iam"
-        return RetryingBotoClientWrapper(client, retry_decorator) if retry_decorator else client
-
-    monkeypatch.setattr(AnsibleAWSModule, "client", fake_client)
-    with stubber:
-        yield stubber
+def stubbed_iam(stub_aws, no_network):
+    return stub_aws("iam")
 
 
 def stub_read(stubber, client_ids):
