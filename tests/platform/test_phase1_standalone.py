@@ -361,3 +361,10 @@ def _listening(port):
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_teardown_of_nothing_says_so_and_succeeds(platform):
+    run = platform.run("teardown.yml")
+    assert_ok(run, "teardown.yml with nothing left")
+    assert "nothing to remove" in run.output
+    assert not platform.home.exists()
