@@ -366,5 +366,5 @@ def _listening(port):
 def test_teardown_of_nothing_says_so_and_succeeds(platform):
     run = platform.run("teardown.yml")
     assert_ok(run, "teardown.yml with nothing left")
-    assert "nothing to remove" in run.output
+    assert "nothing to remove" in " ".join(run.output.split())  # the callback folds long lines
     assert not platform.home.exists()
