@@ -24,6 +24,10 @@ VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 URL = re.compile(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$")
+WEBHOOK_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?/\S+$")
+# Prometheus durations and byte sizes (--storage.tsdb.retention.time / .size).
+DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+BYTE_SIZE = re.compile(r"^\d+(B|KB|MB|GB|TB|PB|EB)$")
 
 BUCKET_ACCEPTED = "3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
 
@@ -219,6 +223,47 @@ def url(value, check):
     return f"{value!r} is not an http(s) URL (accepted: http://host:port, or empty)"
 
 
+def webhook_url(value, check):
+    """A secret URL: the message never repeats the value."""
+    if value in ("", None):
+        return None
+    if isinstance(value, str) and WEBHOOK_URL.match(value):
+        return None
+    reason = "uses plain http" if isinstance(value, str) and value.startswith("http://") else "is not an https URL"
+    accepted = "an https webhook URL like https://hooks.slack.com/services/T000/B000/XXXX, or empty"
+    return f"the value {reason} (accepted: {accepted})"
+
+
+def alert_receivers(value, check):
+    """Email receivers of alerts; with alerting enabled there must be at least one receiver of any kind."""
+    if value in ("", None):
+        value = []
+    if isinstance(value, list) and not value:
+        if _truthy(check.get("enabled", True)) and not int(check.get("others") or 0):
+            return (
+                "is empty and no other receiver (Slack webhook) is set while alerting is enabled "
+                "(accepted: at least one email address or a Slack webhook URL, or disable alerting)"
+            )
+        return None
+    return email_list(value, check)
+
+
+def _truthy(value):
+    return value in (True, "true", "True", "yes", "1", 1)
+
+
+def duration(value, check):
+    if isinstance(value, str) and DURATION.match(value):
+        return None
+    return f"{value!r} is not a duration (accepted: a number with a unit ms, s, m, h, d, w or y, like 15d or 12h)"
+
+
+def byte_size(value, check):
+    if value in ("", None) or (isinstance(value, str) and BYTE_SIZE.match(value)):
+        return None
+    return f"{value!r} is not a size (accepted: a number with a unit B, KB, MB, GB, TB, PB or EB, like 5GB, or empty)"
+
+
 def absolute_path(value, check):
     if isinstance(value, str) and value.startswith("/") and "\n" not in value:
         return None
@@ -255,6 +300,10 @@ RULES = {
     "ip_address": ip_address,
     "url": url,
     "absolute_path": absolute_path,
+    "webhook_url": webhook_url,
+    "alert_receivers": alert_receivers,
+    "duration": duration,
+    "byte_size": byte_size,
     "boolean": boolean,
     "mapping": mapping,
 }

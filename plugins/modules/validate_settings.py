@@ -32,7 +32,7 @@ options:
         required: true
         choices: [s3_bucket_name, dynamodb_table_name, aws_region, email_list, number, integer, port, choice,
                   cidr, cidr_list, az_list, version, name, lower_name, ip_address, url, absolute_path,
-                  boolean, mapping]
+                  boolean, mapping, webhook_url, alert_receivers, duration, byte_size]
       choices:
         description: Accepted values for O(checks[].rule=choice).
         type: list
@@ -67,10 +67,24 @@ options:
       region:
         description: For O(checks[].rule=az_list), the region every zone must belong to.
         type: str
+      enabled:
+        description: For O(checks[].rule=alert_receivers), whether alerting is enabled (then a receiver is required).
+        type: bool
+      others:
+        description: For O(checks[].rule=alert_receivers), how many receivers of other kinds are set.
+        type: int
+      secret:
+        description: The value is a secret; it is taken from O(secret_values) and never repeated in a message.
+        type: bool
+        default: false
   values:
     description: Variable name to value. A missing name counts as unset.
     type: dict
     required: true
+  secret_values:
+    description: Variable name to value for checks with O(checks[].secret=true); never logged.
+    type: dict
+    default: {}
   target:
     description: The platform target, for checks limited to some targets.
     type: str
@@ -130,15 +144,20 @@ def main():
                     disjoint_from=dict(type="list", elements="str"),
                     count=dict(type="int"),
                     region=dict(type="str"),
+                    enabled=dict(type="bool"),
+                    others=dict(type="int"),
+                    secret=dict(type="bool", default=False),
                 ),
             ),
             values=dict(type="dict", required=True),
+            secret_values=dict(type="dict", default={}, no_log=True),
             target=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     checks = module.params["checks"]
-    problems = find_problems(checks, module.params["values"], module.params["target"])
+    values = dict(module.params["values"], **module.params["secret_values"])
+    problems = find_problems(checks, values, module.params["target"])
     checked = [c["var"] for c in checks if not c.get("targets") or module.params["target"] in c["targets"]]
     if problems:
         count = len(problems)
