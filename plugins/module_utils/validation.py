@@ -26,8 +26,9 @@ LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 URL = re.compile(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$")
 WEBHOOK_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?/\S+$")
 # Prometheus durations and byte sizes (--storage.tsdb.retention.time / .size).
-DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
-BYTE_SIZE = re.compile(r"^\d+(B|KB|MB|GB|TB|PB|EB)$")
+# Units in descending order, each at most once (as Prometheus parses them).
+DURATION = re.compile(r"^(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$")
+BYTE_SIZE = re.compile(r"^\d+(\.\d+)?(B|[KMGTPE]i?B)$")
 
 BUCKET_ACCEPTED = "3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
 
@@ -239,7 +240,8 @@ def alert_receivers(value, check):
     if value in ("", None):
         value = []
     if isinstance(value, list) and not value:
-        if _truthy(check.get("enabled", True)) and not int(check.get("others") or 0):
+        enabled = check.get("enabled")
+        if (enabled is None or _truthy(enabled)) and not int(check.get("others") or 0):
             return (
                 "is empty and no other receiver (Slack webhook) is set while alerting is enabled "
                 "(accepted: at least one email address or a Slack webhook URL, or disable alerting)"
@@ -253,7 +255,7 @@ def _truthy(value):
 
 
 def duration(value, check):
-    if isinstance(value, str) and DURATION.match(value):
+    if isinstance(value, str) and value and DURATION.match(value):
         return None
     return f"{value!r} is not a duration (accepted: a number with a unit ms, s, m, h, d, w or y, like 15d or 12h)"
 
@@ -261,7 +263,8 @@ def duration(value, check):
 def byte_size(value, check):
     if value in ("", None) or (isinstance(value, str) and BYTE_SIZE.match(value)):
         return None
-    return f"{value!r} is not a size (accepted: a number with a unit B, KB, MB, GB, TB, PB or EB, like 5GB, or empty)"
+    accepted = "a number with a unit B, KB, MB, GB, TB, PB or EB (or KiB, MiB, ...), like 5GB, or empty"
+    return f"{value!r} is not a size (accepted: {accepted})"
 
 
 def absolute_path(value, check):

@@ -156,6 +156,11 @@ def main():
         supports_check_mode=True,
     )
     checks = module.params["checks"]
+    # A secret passed in `values` by mistake is still never shown: mask it like secret_values.
+    for check in checks:
+        value = module.params["values"].get(check["var"])
+        if check["secret"] and isinstance(value, str) and value:
+            module.no_log_values.add(value)
     values = dict(module.params["values"], **module.params["secret_values"])
     problems = find_problems(checks, values, module.params["target"])
     checked = [c["var"] for c in checks if not c.get("targets") or module.params["target"] in c["targets"]]

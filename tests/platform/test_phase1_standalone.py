@@ -8,15 +8,13 @@ user can see with the aws CLI, durability across restarts, Terraform migration a
 import json
 import re
 import shutil
-import socket
 import subprocess
-from pathlib import Path
 
 import boto3
 import pytest
-import yaml
 
-from tests.support import ROOT, VENV_BIN, free_ports, playbook, read_env_file, tool_env, wait_until
+from tests.platform.standalone import Platform, assert_ok, listening
+from tests.support import ROOT, tool_env, wait_until
 
 pytestmark = pytest.mark.platform
 
@@ -24,79 +22,11 @@ BUCKET = "argoeks-terraform-state"
 TABLE = "argoeks-terraform-locks"
 
 
-class Platform:
-    def __init__(self, base: Path):
-        self.base = base
-        self.home = base / "home"
-        aws, s3, master, volume, filer, admin = free_ports(6)
-        self.vars = {
-            "platform_home": str(self.home),
-            "aws_emulator_port": aws,
-            "object_store_s3_port": s3,
-            "object_store_ports": {"master": master, "volume": volume, "filer": filer, "admin": admin},
-        }
-        self.vars_file = base / "test-vars.yml"
-        self.vars_file.write_text(yaml.safe_dump(self.vars))
-
-    def run(self, playbook_name="phase1.yml", *args):
-        return playbook(playbook_name, "-e", f"@{self.vars_file}", *args)
-
-    @property
-    def supervisorctl(self):
-        return [
-            str(self.home / "venvs/supervisor/bin/supervisorctl"),
-            "-c",
-            str(self.home / "supervisor/supervisord.conf"),
-        ]
-
-    def ctl(self, *args):
-        return subprocess.run([*self.supervisorctl, *args], capture_output=True, text=True, check=False, timeout=120)
-
-    def aws_env(self):
-        return read_env_file(self.home / "aws.env")
-
-    def client(self, service):
-        env = self.aws_env()
-        endpoint = env["AWS_ENDPOINT_URL_S3"] if service == "s3" else env["AWS_ENDPOINT_URL"]
-        return boto3.client(
-            service,
-            endpoint_url=endpoint,
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-            region_name=env["AWS_REGION"],
-        )
-
-    def aws_cli(self, *args):
-        """The README's way: load aws.env, then run the aws CLI."""
-        proc = subprocess.run(
-            [str(VENV_BIN / "aws"), *args],
-            env=tool_env(**self.aws_env()),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout) if proc.stdout.strip() else None
-
-    def healthy(self):
-        status = self.ctl("status")
-        return status.returncode == 0 and status.stdout.count("RUNNING") == 2
-
-    def stop_everything(self):
-        if (self.home / "run/supervisor.sock").exists():
-            self.ctl("shutdown")
-
-
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
     platform = Platform(tmp_path_factory.mktemp("platform"))
     yield platform
     platform.stop_everything()
-
-
-def assert_ok(run, what):
-    assert run.rc == 0 and run.failed == 0, f"{what} failed:\n{run.tail()}"
 
 
 # ---- bad input fails in preflight, naming the variable, and creates nothing -------------------
@@ -141,7 +71,7 @@ def test_phase1_brings_the_platform_up_from_nothing(platform):
     assert_ok(run, "phase1.yml")
     assert run.changed > 0
     assert f"state bucket:    s3://{BUCKET}" in run.output, "the phase summary is missing"
-    assert platform.healthy()
+    assert platform.healthy(), platform.ctl("status").stdout
 
 
 def test_second_run_changes_nothing(platform):
@@ -247,7 +177,7 @@ def test_after_every_process_died_a_rerun_converges_and_keeps_data(platform):
 
     run = platform.run()
     assert_ok(run, "phase1.yml after a full stop")
-    assert platform.healthy()
+    assert platform.healthy(), platform.ctl("status").stdout
     s3 = platform.client("s3")
     assert s3.get_object(Bucket=BUCKET, Key="durability/probe.json")["Body"].read() == b'{"serial": 2}'
     # The emulator forgot its tables; the rerun made the lock table again.
@@ -352,15 +282,9 @@ def test_forced_teardown_removes_everything(platform):
     )
     assert_ok(run, "forced teardown.yml")
     assert not platform.home.exists()
-    assert not any(
-        _listening(port) for port in (platform.vars["aws_emulator_port"], platform.vars["object_store_s3_port"])
-    )
-
-
-def _listening(port):
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    ports = [platform.vars["aws_emulator_port"], platform.vars["object_store_s3_port"]]
+    ports += platform.vars["observability_ports"].values()
+    assert not any(listening(port) for port in ports)
 
 
 def test_teardown_of_nothing_says_so_and_succeeds(platform):

@@ -1,5 +1,7 @@
 """argoeks.mlops.validate_settings and its rules: every problem reported, each naming the variable."""
 
+import json
+
 import pytest
 
 from ansible_collections.argoeks.mlops.plugins.module_utils import validation
@@ -171,3 +173,194 @@ def test_budget_must_be_positive(limit):
 
 def test_email_without_at_sign_fails():
     assert "is not an email address" in validation.email_list(["platform-team.example.com"], {})
+
+
+# --- Alerting and retention (observability) ---------------------------------------------------
+
+SLACK_WEBHOOK = "https://hooks.slack.com/services/T/B/X"
+
+
+@pytest.mark.parametrize("value", ["", None, SLACK_WEBHOOK, "https://hooks.example.com:8443/alerts/abc"])
+def test_valid_webhook_urls(value):
+    assert validation.webhook_url(value, {}) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("http://hooks.slack.com/services/T/B/X", "uses plain http"),
+        ("not-a-url", "is not an https URL"),
+        ("https://hooks.example.org", "is not an https URL"),  # no path: not a webhook
+        ("https://hooks.slack.com/services/T/B/X Y", "is not an https URL"),
+        ("ftp://hooks.slack.com/services/T/B/X", "is not an https URL"),
+    ],
+)
+def test_invalid_webhook_urls_say_why_without_repeating_the_value(value, reason):
+    problem = validation.webhook_url(value, {})
+    assert reason in problem
+    assert "accepted:" in problem
+    assert value not in problem
+    assert "hooks.slack.com/services/T/B/X" not in problem
+
+
+@pytest.mark.parametrize(
+    ("value", "check"),
+    [
+        ([], {"enabled": True, "others": 1}),  # Slack only
+        ("", {"enabled": True, "others": "1"}),
+        ([], {"enabled": False, "others": 0}),  # alerting disabled
+        ([], {"enabled": "false", "others": 0}),
+        (["ops@example.com"], {"enabled": True, "others": 0}),
+        (["ops@example.com", "oncall@example.org"], {"enabled": True, "others": 1}),
+    ],
+)
+def test_alert_receivers_accepted(value, check):
+    assert validation.alert_receivers(value, check) is None
+
+
+def test_no_receiver_while_alerting_is_enabled_fails():
+    for check in ({"enabled": True, "others": 0}, {"enabled": "true", "others": "0"}, {}):
+        problem = validation.alert_receivers([], check)
+        assert problem is not None, check
+        assert "no other receiver" in problem
+        assert "disable alerting" in problem
+
+
+@pytest.mark.parametrize("check", [{"enabled": True, "others": 0}, {"enabled": True, "others": 1}])
+def test_alert_receivers_reject_bad_addresses_even_with_other_receivers(check):
+    assert "'ops.example.com' is not an email address" in validation.alert_receivers(["ops.example.com"], check)
+
+
+@pytest.mark.parametrize("value", ["15d", "12h", "30s", "500ms", "1w", "1y", "1h30m", "2d12h"])
+def test_valid_durations(value):
+    assert validation.duration(value, {}) is None
+
+
+@pytest.mark.parametrize("value", ["", "15", "15 days", "15D", "d", "-1d", "1.5h", 15, None])
+def test_invalid_durations(value):
+    assert "is not a duration" in validation.duration(value, {})
+
+
+@pytest.mark.parametrize("value", ["30m1h", "1h1h"])
+def test_durations_prometheus_rejects_are_rejected(value):
+    assert validation.duration(value, {}) is not None
+
+
+@pytest.mark.parametrize("value", ["", None, "512MB", "5GB", "1TB", "100B", "5GiB", "0.5GB"])
+def test_valid_byte_sizes(value):
+    assert validation.byte_size(value, {}) is None
+
+
+@pytest.mark.parametrize("value", ["5G", "5gb", "5 GB", "GB", "-5GB", 5, "15d"])
+def test_invalid_byte_sizes(value):
+    assert "is not a size" in validation.byte_size(value, {})
+
+
+def test_module_checks_observability_settings_like_preflight(run_module):
+    checks = [
+        {"var": "observability_retention_time", "rule": "duration", "required": False},
+        {"var": "observability_retention_size", "rule": "byte_size", "required": False},
+        # preflight passes these templated, as strings
+        {"var": "observability_alert_email_to", "rule": "alert_receivers", "enabled": "True", "others": "0"},
+    ]
+    values = {
+        "observability_retention_time": "15 days",
+        "observability_retention_size": "5G",
+        "observability_alert_email_to": [],
+    }
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(validate_settings, {"checks": checks, "values": values})
+    assert [p.split(":")[0] for p in failed.value.result["problems"]] == [c["var"] for c in checks]
+
+    passing = dict(checks[2], enabled="False")
+    result = run_module(validate_settings, {"checks": [passing], "values": {"observability_alert_email_to": []}})
+    assert result["checked"] == ["observability_alert_email_to"]
+
+
+def test_module_alert_receivers_without_enabled_requires_a_receiver(run_module):
+    with pytest.raises(ModuleFailed):
+        run_module(
+            validate_settings,
+            {
+                "checks": [{"var": "observability_alert_email_to", "rule": "alert_receivers"}],
+                "values": {"observability_alert_email_to": []},
+            },
+        )
+
+
+SECRET_WEBHOOK = "http://hooks.slack.com/services/T0SECRET/B0SECRET/sEcReTtOkEn42"
+SECRET_CHECK = {
+    "var": "observability_alert_slack_webhook_url",
+    "rule": "webhook_url",
+    "secret": True,
+    "required": False,
+}
+
+
+def test_bad_secret_fails_naming_the_variable_but_never_showing_the_value(run_module):
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(
+            validate_settings,
+            {
+                "checks": [SECRET_CHECK],
+                "values": {},
+                "secret_values": {"observability_alert_slack_webhook_url": SECRET_WEBHOOK},
+            },
+        )
+    result = failed.value.result
+    assert result["problems"] == [
+        "observability_alert_slack_webhook_url: the value uses plain http (accepted: an https webhook URL like "
+        "https://hooks.slack.com/services/T000/B000/XXXX, or empty)"
+    ]
+    assert "observability_alert_slack_webhook_url" in result["msg"]
+    output = json.dumps(result)
+    assert SECRET_WEBHOOK not in output
+    assert "sEcReTtOkEn42" not in output
+    assert "T0SECRET" not in output
+
+
+def test_secret_is_masked_even_when_its_rule_repeats_values(run_module):
+    """A secret check with a rule that quotes its value (url): Ansible's no_log masking hides it."""
+    secret = "ftp://secret-host.example.com/tOkEn"
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(
+            validate_settings,
+            {
+                "checks": [{"var": "hook", "rule": "url", "secret": True}],
+                "values": {},
+                "secret_values": {"hook": secret},
+            },
+        )
+    assert failed.value.result["problems"][0].startswith("hook: ")
+    assert secret not in json.dumps(failed.value.result)
+
+
+def test_secret_check_never_shows_a_value_given_in_values(run_module):
+    secret = "ftp://secret-host.example.com/tOkEn"
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(
+            validate_settings, {"checks": [{"var": "hook", "rule": "url", "secret": True}], "values": {"hook": secret}}
+        )
+    assert secret not in json.dumps(failed.value.result)
+
+
+def test_good_secret_passes_and_is_not_in_the_output(run_module):
+    secret = "https://hooks.slack.com/services/T0SECRET/B0SECRET/g00dT0k3n"
+    result = run_module(
+        validate_settings,
+        {
+            "checks": [SECRET_CHECK, {"var": "aws_region", "rule": "aws_region"}],
+            "values": {"aws_region": "us-east-1"},
+            "secret_values": {"observability_alert_slack_webhook_url": secret},
+        },
+    )
+    assert result["checked"] == ["observability_alert_slack_webhook_url", "aws_region"]
+    assert result["problems"] == []
+    assert "g00dT0k3n" not in json.dumps(result)
+
+
+def test_unset_optional_secret_is_not_checked_and_unset_required_secret_is_reported(run_module):
+    run_module(validate_settings, {"checks": [SECRET_CHECK], "values": {}, "secret_values": {}})
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(validate_settings, {"checks": [dict(SECRET_CHECK, required=True)], "values": {}})
+    assert failed.value.result["problems"] == ["observability_alert_slack_webhook_url: is not set"]

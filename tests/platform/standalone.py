@@ -1,0 +1,92 @@
+"""The standalone platform of a test module: its own home and ports, driven like a user does."""
+
+import json
+import socket
+import subprocess
+from pathlib import Path
+
+import boto3
+import yaml
+
+from tests.support import VENV_BIN, free_ports, playbook, read_env_file, tool_env
+
+# What Phase 1 runs under supervisord on standalone.
+SERVICES = ("aws-emulator", "object-store", "node-exporter", "alertmanager", "prometheus")
+
+
+class Platform:
+    def __init__(self, base: Path):
+        self.base = base
+        self.home = base / "home"
+        aws, s3, master, volume, filer, admin, prometheus, alertmanager, node = free_ports(9)
+        self.vars = {
+            "platform_home": str(self.home),
+            "aws_emulator_port": aws,
+            "object_store_s3_port": s3,
+            "object_store_ports": {"master": master, "volume": volume, "filer": filer, "admin": admin},
+            "observability_ports": {"prometheus": prometheus, "alertmanager": alertmanager, "node_exporter": node},
+        }
+        self.vars_file = base / "test-vars.yml"
+        self.vars_file.write_text(yaml.safe_dump(self.vars))
+
+    def run(self, playbook_name="phase1.yml", *args):
+        return playbook(playbook_name, "-e", f"@{self.vars_file}", *args)
+
+    @property
+    def supervisorctl(self):
+        return [
+            str(self.home / "venvs/supervisor/bin/supervisorctl"),
+            "-c",
+            str(self.home / "supervisor/supervisord.conf"),
+        ]
+
+    def ctl(self, *args):
+        return subprocess.run([*self.supervisorctl, *args], capture_output=True, text=True, check=False, timeout=120)
+
+    def aws_env(self):
+        return read_env_file(self.home / "aws.env")
+
+    def client(self, service):
+        env = self.aws_env()
+        endpoint = env["AWS_ENDPOINT_URL_S3"] if service == "s3" else env["AWS_ENDPOINT_URL"]
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+            region_name=env["AWS_REGION"],
+        )
+
+    def aws_cli(self, *args):
+        """The README's way: load aws.env, then run the aws CLI."""
+        proc = subprocess.run(
+            [str(VENV_BIN / "aws"), *args],
+            env=tool_env(**self.aws_env()),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout) if proc.stdout.strip() else None
+
+    def healthy(self):
+        status = self.ctl("status")
+        return status.returncode == 0 and status.stdout.count("RUNNING") == len(SERVICES)
+
+    def url(self, service, path=""):
+        return f"http://127.0.0.1:{self.vars['observability_ports'][service]}{path}"
+
+    def stop_everything(self):
+        if (self.home / "run/supervisor.sock").exists():
+            self.ctl("shutdown")
+
+
+def assert_ok(run, what):
+    assert run.rc == 0 and run.failed == 0, f"{what} failed:\n{run.tail()}"
+
+
+def listening(port):
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
