@@ -267,6 +267,27 @@ def byte_size(value, check):
     return f"{value!r} is not a size (accepted: {accepted})"
 
 
+GLUE_NAME = re.compile(r"^[a-z0-9_]{1,255}$")
+GLUE_CRON = re.compile(r"^cron\(\s*\S+(\s+\S+){5}\s*\)$")
+
+
+def glue_name(value, check):
+    if isinstance(value, str) and GLUE_NAME.match(value):
+        return None
+    return f"{value!r} is not a Glue database name (accepted: 1-255 lowercase letters, digits and '_', like mlops_dev)"
+
+
+def glue_schedules(value, check):
+    """A mapping of names to Glue cron expressions (six fields) or '' for on demand."""
+    if not isinstance(value, dict):
+        return f"{value!r} is not a mapping of layers to schedules (accepted: {{bronze: 'cron(0 * * * ? *)'}})"
+    bad = [k for k, v in value.items() if v not in ("", None) and not (isinstance(v, str) and GLUE_CRON.match(v))]
+    if bad:
+        listed = ", ".join(f"{k}: {value[k]!r}" for k in bad)
+        return f"{listed} is not a Glue schedule (accepted: cron() with six fields, like 'cron(15 2 * * ? *)', or '')"
+    return None
+
+
 def absolute_path(value, check):
     if isinstance(value, str) and value.startswith("/") and "\n" not in value:
         return None
@@ -304,6 +325,8 @@ RULES = {
     "url": url,
     "absolute_path": absolute_path,
     "webhook_url": webhook_url,
+    "glue_name": glue_name,
+    "glue_schedules": glue_schedules,
     "alert_receivers": alert_receivers,
     "duration": duration,
     "byte_size": byte_size,
@@ -323,6 +346,8 @@ def find_problems(checks, values, target=None):
         if value is None:
             if check.get("required", True):
                 problems.append(f"{var}: is not set" + (f" ({check['hint']})" if check.get("hint") else ""))
+            continue
+        if value == "" and check.get("allow_empty"):
             continue
         problem = RULES[check["rule"]](value, check)
         if problem:

@@ -32,7 +32,7 @@ options:
         required: true
         choices: [s3_bucket_name, dynamodb_table_name, aws_region, email_list, number, integer, port, choice,
                   cidr, cidr_list, az_list, version, name, lower_name, ip_address, url, absolute_path,
-                  boolean, mapping, webhook_url, alert_receivers, duration, byte_size]
+                  boolean, mapping, webhook_url, alert_receivers, duration, byte_size, glue_name, glue_schedules]
       choices:
         description: Accepted values for O(checks[].rule=choice).
         type: list
@@ -47,6 +47,12 @@ options:
         description: Whether an unset (null) value is a problem.
         type: bool
         default: true
+      allow_empty:
+        description:
+          - Accept an empty string without applying the rule, for settings where empty means "generated" or
+            "off" (such as C(mlflow_bucket_name)).
+        type: bool
+        default: false
       targets:
         description: Only check when O(target) is one of these.
         type: list
@@ -138,6 +144,7 @@ def main():
                     min=dict(type="raw"),
                     max=dict(type="raw"),
                     required=dict(type="bool", default=True),
+                    allow_empty=dict(type="bool", default=False),
                     targets=dict(type="list", elements="str"),
                     hint=dict(type="str"),
                     within=dict(type="str"),
