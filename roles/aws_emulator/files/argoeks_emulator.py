@@ -1,9 +1,10 @@
-"""The platform's AWS emulator: moto server plus the few AWS Budgets calls moto 5.2.5 lacks.
+"""The platform's AWS emulator: moto server plus the few AWS Budgets and Glue calls moto 5.2.5 lacks.
 
 moto keeps each budget notification's subscribers but answers DescribeSubscribersForNotification,
 CreateSubscriber, DeleteSubscriber and UpdateBudget with NotImplementedError, so no budget could be
-managed idempotently against it. Each handler below restores the AWS behaviour of one call on the
-data moto already keeps. Nothing else of moto changes.
+managed idempotently against it. Likewise it keeps Glue crawlers but has no UpdateCrawler, so a
+crawler's schedule or targets could not be changed. Each handler below restores the AWS behaviour of
+one call on the data moto already keeps. Nothing else of moto changes.
 
 Run as moto_server is run:  python argoeks_emulator.py -H 127.0.0.1 -p 4566
 The unit tests install the same handlers with install().
@@ -13,7 +14,9 @@ import json
 
 from moto.budgets.exceptions import DuplicateRecordException, NotFoundException
 from moto.budgets.responses import BudgetsResponse
-from moto.core.utils import unix_time
+from moto.core.utils import unix_time, utcnow
+from moto.glue.exceptions import CrawlerRunningException
+from moto.glue.responses import GlueResponse
 
 
 def _budget(response, name_param="BudgetName"):
@@ -67,17 +70,60 @@ def update_budget(self):
     return "{}"
 
 
+# UpdateCrawler request member -> attribute of moto's FakeCrawler. Members moto does not keep for a
+# crawler (LakeFormationConfiguration, CatalogId) are ignored, as moto's CreateCrawler ignores them.
+CRAWLER_FIELDS = {
+    "Role": "role",
+    "DatabaseName": "database_name",
+    "Description": "description",
+    "Targets": "targets",
+    "Schedule": "schedule",
+    "Classifiers": "classifiers",
+    "TablePrefix": "table_prefix",
+    "SchemaChangePolicy": "schema_change_policy",
+    "RecrawlPolicy": "recrawl_policy",
+    "LineageConfiguration": "lineage_configuration",
+    "Configuration": "configuration",
+    "CrawlerSecurityConfiguration": "crawler_security_configuration",
+}
+
+
+def update_crawler(self):
+    """AWS: sets the members given in the request and keeps the others; an empty Schedule or
+    Configuration removes it. An unknown crawler is an EntityNotFoundException, a running (or
+    stopping) one a CrawlerRunningException."""
+    request = json.loads(self.body)
+    crawler = self.glue_backend.get_crawler(request.get("Name"))  # EntityNotFoundException when unknown
+    if crawler.status != "READY":
+        raise CrawlerRunningException(f"Crawler with name {crawler.name} is {crawler.status}; it cannot be updated")
+    for member, attribute in CRAWLER_FIELDS.items():
+        if member in request:
+            value = request[member]
+            if member in ("Schedule", "Configuration") and value == "":
+                value = None
+            setattr(crawler, attribute, value)
+    crawler.last_updated = utcnow()
+    crawler.version += 1
+    return "{}"
+
+
 HANDLERS = {
     "describe_subscribers_for_notification": describe_subscribers_for_notification,
     "create_subscriber": create_subscriber,
     "delete_subscriber": delete_subscriber,
     "update_budget": update_budget,
 }
+GLUE_HANDLERS = {
+    "update_crawler": update_crawler,
+}
+# moto response class -> the handlers added to it
+PATCHES = {BudgetsResponse: HANDLERS, GlueResponse: GLUE_HANDLERS}
 
 
 def install():
-    for name, handler in HANDLERS.items():
-        setattr(BudgetsResponse, name, handler)
+    for response_class, handlers in PATCHES.items():
+        for name, handler in handlers.items():
+            setattr(response_class, name, handler)
 
 
 if __name__ == "__main__":

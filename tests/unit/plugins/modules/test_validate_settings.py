@@ -128,6 +128,15 @@ def test_unset_required_value_is_a_problem(run_module):
     assert failed.value.result["problems"] == ["budget_emails: is not set (set it to your address)"]
 
 
+def test_allow_empty_accepts_an_empty_string_and_still_checks_other_values():
+    check = {"var": "mlflow_bucket_name", "rule": "s3_bucket_name", "required": False, "allow_empty": True}
+    assert validation.find_problems([check], {"mlflow_bucket_name": ""}) == []
+    problems = validation.find_problems([check], {"mlflow_bucket_name": "Bad_Name"})
+    assert len(problems) == 1 and problems[0].startswith("mlflow_bucket_name: 'Bad_Name' is not a valid S3 bucket name")
+    # Without allow_empty an empty name is a problem like any other bad name.
+    assert validation.find_problems([dict(check, allow_empty=False)], {"mlflow_bucket_name": ""})
+
+
 SUBNET_CHECK = {"within": "10.0.0.0/16", "count": 2}
 
 
@@ -364,3 +373,34 @@ def test_unset_optional_secret_is_not_checked_and_unset_required_secret_is_repor
     with pytest.raises(ModuleFailed) as failed:
         run_module(validate_settings, {"checks": [dict(SECRET_CHECK, required=True)], "values": {}})
     assert failed.value.result["problems"] == ["observability_alert_slack_webhook_url: is not set"]
+
+
+@pytest.mark.parametrize("value", ["mlops_dev", "mlops_prod_2", "a"])
+def test_valid_glue_database_names(value):
+    assert validation.glue_name(value, {}) is None
+
+
+@pytest.mark.parametrize("value", ["mlops-dev", "Mlops", "", "x" * 256, None])
+def test_invalid_glue_database_names(value):
+    assert "is not a Glue database name" in validation.glue_name(value, {})
+
+
+def test_glue_schedules_accept_six_field_cron_or_empty():
+    assert validation.glue_schedules({"bronze": "cron(0 * * * ? *)", "silver": "", "gold": None}, {}) is None
+
+
+@pytest.mark.parametrize(
+    ("schedules", "named"),
+    [
+        ({"bronze": "cron(0 2 * *)"}, "bronze: 'cron(0 2 * *)'"),
+        ({"gold": "rate(1 hour)"}, "gold: 'rate(1 hour)'"),
+        ({"silver": "0 * * * ? *"}, "silver: '0 * * * ? *'"),
+    ],
+)
+def test_bad_glue_schedules_name_the_layer(schedules, named):
+    problem = validation.glue_schedules(schedules, {})
+    assert problem.startswith(named) and "accepted: cron() with six fields" in problem
+
+
+def test_glue_schedules_must_be_a_mapping():
+    assert "is not a mapping" in validation.glue_schedules(["cron(0 * * * ? *)"], {})
