@@ -11,6 +11,9 @@
   `kubectl apply --validate=strict`). A custom resource whose CRD is in neither place is an error,
   and so is one that comes before its CRD in the same file (it would fail to apply).
 
+- Helm values files, which render mode writes to RENDER_DIR/values/, are not manifests and are
+  skipped.
+
 Exit status 0 when everything is valid, 1 otherwise. Produce RENDER_DIR with render mode:
     ansible-playbook -i inventories/dev phase1.yml -e k8s_render_dir=RENDER_DIR
 """
@@ -129,8 +132,18 @@ def crd_validators(objects):
     return found
 
 
+# Subdirectories of a render directory that hold no manifests (Helm values of the releases).
+NOT_MANIFESTS = ("values",)
+
+
+def manifest_files(render_dir):
+    root = Path(render_dir)
+    files = sorted(root.glob("**/*.yaml")) + sorted(root.glob("**/*.yml"))
+    return [f for f in files if f.relative_to(root).parts[0] not in NOT_MANIFESTS]
+
+
 def validate(render_dir, kubernetes_version="1.32", crd_dirs=()):
-    files = sorted(Path(render_dir).glob("**/*.yaml")) + sorted(Path(render_dir).glob("**/*.yml"))
+    files = manifest_files(render_dir)
     objects = list(load_objects(files))
     extra_crds = [o for d in crd_dirs for o in load_objects(sorted(Path(d).glob("**/*.y*ml")))]
     crds = crd_validators(extra_crds + objects)
