@@ -196,6 +196,61 @@ def test_check_mode_reports_no_change(platform):
     assert run.changed == 0, f"changed tasks: {run.changed_tasks()}"
 
 
+# ---- success metrics (verify.yml) --------------------------------------------------------------------------
+
+
+def metrics_report(platform):
+    return json.loads((platform.home / "reports/success-metrics.json").read_text())
+
+
+def test_verify_measures_every_phase1_metric_from_its_source(platform):
+    run = platform.run("verify.yml")
+    assert_ok(run, "verify.yml")
+    results = {r["metric"]: r for r in metrics_report(platform)["results"]}
+    assert results["uptime"]["status"] == "pass" and results["uptime"]["value"] >= 99.9
+    assert f"127.0.0.1:{platform.vars['observability_ports']['prometheus']}" in results["uptime"]["source"]
+    assert results["alerts_firing"]["status"] == "pass" and results["alerts_firing"]["value"] >= 10
+    assert results["costs_within_budget"]["status"] == "unavailable"
+    assert "emulator has no cost data" in results["costs_within_budget"]["detail"]
+    assert results["state_backup_automated"]["status"] == "pass"
+    assert {results[m]["status"] for m in ("llm_inference_p99", "gpu_utilisation")} == {"not_deployed"}
+    html = (platform.home / "reports/success-metrics.html").read_text()
+    assert '<td class="pass">pass</td>' in html and "state_backup_automated" in html
+
+    again = platform.run("verify.yml")
+    assert_ok(again, "second verify.yml")
+    assert again.changed == 0, f"changed tasks: {again.changed_tasks()}"
+
+
+def test_verify_reports_a_breach_with_the_measured_value(platform):
+    run = platform.run("verify.yml", "-e", '{"verify_thresholds": {"uptime_percent": 100.5}}')
+    assert run.rc != 0
+    text = " ".join(run.output.split())
+    assert "1 success metric(s) breached: uptime: measured 100 %, threshold >= 100.5 %" in text
+    warn_only = json.dumps({"verify_thresholds": {"uptime_percent": 100.5}, "verify_warn_only": True})
+    warn = platform.run("verify.yml", "-e", warn_only)
+    assert_ok(warn, "verify.yml warn-only")
+    assert [r["status"] for r in metrics_report(platform)["results"] if r["metric"] == "uptime"] == ["fail"]
+
+
+def test_verify_says_why_when_the_alert_pipeline_is_down(platform):
+    stopped = platform.ctl("stop", "alertmanager")
+    assert stopped.returncode == 0, stopped.stdout
+    try:
+        run = platform.run("verify.yml")
+        assert run.rc != 0
+        text = " ".join(run.output.split())
+        assert "alerts_firing:" in text and "is not answering" in text
+    finally:
+        platform.ctl("start", "alertmanager")
+    wait_until(lambda: alerts(platform, "Watchdog"), timeout=120, what="Watchdog back in Alertmanager")
+    # Uptime now counts the minute Alertmanager was stopped: only the alert pipeline must be back.
+    assert_ok(platform.run("verify.yml", "-e", "verify_warn_only=true"), "verify.yml after Alertmanager is back")
+    results = {r["metric"]: r for r in metrics_report(platform)["results"]}
+    assert results["alerts_firing"]["status"] == "pass"
+    assert results["uptime"]["value"] < 100, "the stopped Alertmanager must count against uptime"
+
+
 # ---- receivers and retention follow the inventory; the webhook stays secret -----------------------------------
 
 
