@@ -237,6 +237,7 @@ def test_verify_says_why_when_the_alert_pipeline_is_down(platform):
     stopped = platform.ctl("stop", "alertmanager")
     assert stopped.returncode == 0, stopped.stdout
     try:
+        wait_until(lambda: prom_query(platform, 'up{job="alertmanager"} == 0'), timeout=90, what="a failed scrape")
         run = platform.run("verify.yml")
         assert run.rc != 0
         text = " ".join(run.output.split())
