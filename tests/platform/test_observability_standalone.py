@@ -135,7 +135,12 @@ def test_rules_are_loaded_and_the_watchdog_fires(platform):
     groups = get_json(platform.url("prometheus", "/api/v1/rules"))["data"]["groups"]
     names = {rule["name"] for group in groups for rule in group["rules"]}
     assert {"Watchdog", "TargetDown", "HostDiskSpaceLow", "HostMemoryPressure", "ModelErrorBudgetBurn"} <= names
-    assert all(rule["health"] == "ok" for group in groups for rule in group["rules"])
+
+    def evaluated_ok():
+        groups = get_json(platform.url("prometheus", "/api/v1/rules"))["data"]["groups"]
+        return all(rule["health"] == "ok" for group in groups for rule in group["rules"])
+
+    wait_until(evaluated_ok, timeout=90, what="every rule evaluated without error")
     wait_until(lambda: alerts(platform, "Watchdog"), timeout=90, what="Watchdog in Alertmanager")
 
 
