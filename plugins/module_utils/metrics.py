@@ -8,6 +8,7 @@ saying why when it is not a pass. Sources are passed in (an HTTP JSON getter, bo
 the checks are the same in the module and in tests.
 """
 
+import http.client
 import json
 import math
 import time
@@ -63,6 +64,8 @@ def http_json(url, data=None, timeout=10):
     except (urllib.error.URLError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise SourceError(f"{url} is not answering ({reason})") from error
+    except http.client.HTTPException as error:  # something answers, but not HTTP (wrong port, cut-off body)
+        raise SourceError(f"{url} did not answer HTTP ({type(error).__name__}: {str(error).strip()})") from error
     except ValueError as error:
         raise SourceError(f"{url} did not answer JSON") from error
 
