@@ -51,8 +51,8 @@ options:
         description:
           - Accept an empty string without applying the rule, for settings where empty means "generated" or
             "off" (such as C(mlflow_bucket_name)).
+          - Unset, O(checks[].rule=url) accepts an empty string and the other rules do not.
         type: bool
-        default: false
       targets:
         description: Only check when O(target) is one of these.
         type: list
@@ -144,7 +144,7 @@ def main():
                     min=dict(type="raw"),
                     max=dict(type="raw"),
                     required=dict(type="bool", default=True),
-                    allow_empty=dict(type="bool", default=False),
+                    allow_empty=dict(type="bool"),
                     targets=dict(type="list", elements="str"),
                     hint=dict(type="str"),
                     within=dict(type="str"),
@@ -162,7 +162,8 @@ def main():
         ),
         supports_check_mode=True,
     )
-    checks = module.params["checks"]
+    # Options left unset arrive as None: drop them so each rule applies its own default.
+    checks = [{key: value for key, value in check.items() if value is not None} for check in module.params["checks"]]
     # A secret passed in `values` by mistake is still never shown: mask it like secret_values.
     for check in checks:
         value = module.params["values"].get(check["var"])
