@@ -8,6 +8,7 @@ saying why when it is not a pass. Sources are passed in (an HTTP JSON getter, bo
 the checks are the same in the module and in tests.
 """
 
+import functools
 import http.client
 import json
 import math
@@ -289,46 +290,22 @@ def inference_p99(get, prometheus_url, selector, window, endpoint, payload, thre
     The endpoint must answer either way: a server that is down is a failure whatever the history says.
     """
     metric = "inference_p99"
+    # Every outcome without a measured value carries the same metric, unit, threshold and comparison.
+    unmeasured = functools.partial(result, metric, 2, unit="ms", threshold=threshold_ms, comparison="<=")
     if not endpoint:
-        return result(
-            metric,
-            2,
-            NOT_DEPLOYED,
-            unit="ms",
-            threshold=threshold_ms,
-            comparison="<=",
-            detail="no model endpoint deployed",
-        )
+        return unmeasured(NOT_DEPLOYED, detail="no model endpoint deployed")
     post = post or http_json
     try:
         post(endpoint, payload)
     except SourceError as error:
-        return result(
-            metric,
-            2,
-            FAIL,
-            unit="ms",
-            threshold=threshold_ms,
-            comparison="<=",
-            source=endpoint,
-            detail=f"the model endpoint does not answer: {error}",
-        )
+        return unmeasured(FAIL, source=endpoint, detail=f"the model endpoint does not answer: {error}")
     timings = []
     for _ in range(probe_requests):
         started = time.perf_counter()
         try:
             post(endpoint, payload)
         except SourceError as error:
-            return result(
-                metric,
-                2,
-                FAIL,
-                unit="ms",
-                threshold=threshold_ms,
-                comparison="<=",
-                source=endpoint,
-                detail=f"the model endpoint failed during the probe: {error}",
-            )
+            return unmeasured(FAIL, source=endpoint, detail=f"the model endpoint failed during the probe: {error}")
         timings.append(round((time.perf_counter() - started) * 1000, 3))
     p50, p99 = percentile(timings, 50), percentile(timings, 99)
     probe = f"p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(timings)} probe requests"
