@@ -169,12 +169,12 @@ def changed_repo(tmp_path, old, new=None, append=""):
 
 
 def diff_block(output):
-    """The feast_apply plan printed by --diff: the lines from 'registry of Feast project' to the next blank line."""
+    """The feast_apply plan printed by --diff: its heading, then one line per object and per changed property."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("registry of Feast project"))
-    block = []
-    for line in lines[start:]:
-        if not line.strip():
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith(("+ ", "~ ", "- ", "    ")):
             break
         block.append(line)
     return block

@@ -76,7 +76,7 @@ def check(frame: pd.DataFrame, spec: dict) -> tuple[pd.DataFrame | None, list[di
                 {
                     "column": None if pd.isna(column) else str(column),
                     "check": str(rule),
-                    "failed_rows": int(len(group)),
+                    "failed_rows": len(group),
                     "examples": examples,
                     "row_numbers": rows,
                 }
@@ -117,7 +117,9 @@ def rebuild_gold(lake: Lake, spec: dict) -> list[str]:
     """Every gold aggregate of the dataset, from all silver batches; returns the keys written."""
     if not spec.get("gold"):
         return []
-    parts = [pd.read_parquet(io.BytesIO(lake.get(lake.silver, key))) for key in lake.keys(lake.silver, f"{spec['name']}/")]
+    parts = [
+        pd.read_parquet(io.BytesIO(lake.get(lake.silver, key))) for key in lake.keys(lake.silver, f"{spec['name']}/")
+    ]
     if not parts:
         return []
     rows = pd.concat(parts, ignore_index=True)
@@ -149,7 +151,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict]:
         already = {"status": f"already-{report['status']}", "changed": False}
         return (REJECTED if report["status"] == "rejected" else 0), _result(report, already, args, report_key, lake)
 
-    today = dt.datetime.now(dt.timezone.utc)
+    today = dt.datetime.now(dt.UTC)
     raw_key = f"{spec['name']}/ingest_date={today:%Y-%m-%d}/{batch}.csv"
     lake.put(lake.bronze, raw_key, raw, "text/csv")
 
@@ -160,7 +162,7 @@ def run(args: argparse.Namespace) -> tuple[int, dict]:
         "batch": batch,
         "source": str(args.source),
         "bronze": f"s3://{lake.bronze}/{raw_key}",
-        "rows": int(len(frame)),
+        "rows": len(frame),
         "checked_at": today.isoformat(timespec="seconds"),
         "rules": spec["columns"],
         "status": "promoted" if valid is not None else "rejected",

@@ -111,19 +111,97 @@ class Loaded:
             return pd.DataFrame(rows, columns=self.columns)
         return rows
 
-    def predict(self, instances):
-        output = self.model.predict(self.frame(instances))
+    def outputs(self, output):
+        """The model's output as one JSON-able value per input row."""
         if hasattr(output, "to_dict") and hasattr(output, "columns"):
             return output.to_dict(orient="records")
         return output.tolist() if hasattr(output, "tolist") else list(output)
+
+    def predict(self, instances):
+        return self.outputs(self.model.predict(self.frame(instances)))
+
+    def predict_frames(self, frames):
+        """Predictions for several requests' frames in one model call; one result (or exception) per frame.
+
+        One call costs about as much for a few rows as for one (a forest walks its trees once per call), so
+        rows of concurrent requests go together. When the joint call fails, or the model does not answer one
+        output per row, each frame is predicted alone, so a bad request fails alone.
+        """
+        if len(frames) > 1:
+            try:
+                if all(isinstance(f, pd.DataFrame) for f in frames):
+                    joint = pd.concat(frames, ignore_index=True)
+                else:
+                    joint = np.concatenate(frames)
+                outputs = self.outputs(self.model.predict(joint))
+                if len(outputs) == len(joint):
+                    results, start = [], 0
+                    for frame in frames:
+                        results.append(outputs[start : start + len(frame)])
+                        start += len(frame)
+                    return results
+            except Exception:  # noqa: S110 - predicted one by one below, where the error belongs to its request
+                pass
+        results = []
+        for frame in frames:
+            try:
+                results.append(self.outputs(self.model.predict(frame)))
+            except Exception as error:  # the model's own input checks (schema enforcement) raise their own types
+                results.append(InvalidInput(f"the model rejected the input: {error}"))
+        return results
+
+
+class Batcher:
+    """Runs one model call at a time; requests that arrive meanwhile go together into the next call.
+
+    Nothing waits for a batch to fill: an idle server predicts a request at once. Under concurrent load the
+    rows that queued during one call are predicted in the next, in KServe's thread pool (scikit-learn's tree
+    code releases the GIL, so the event loop keeps taking requests on the other core).
+    """
+
+    def __init__(self, max_rows=256):
+        self.max_rows = max_rows
+        self.queue = None
+
+    async def predict(self, loaded, frame):
+        if self.queue is None:  # created in the server's event loop, on its first request
+            self.queue = asyncio.Queue()
+            self.worker = asyncio.get_running_loop().create_task(self.run())
+        answer = asyncio.get_running_loop().create_future()
+        await self.queue.put((loaded, frame, answer))
+        return await answer
+
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            rows = len(batch[0][1])
+            while not self.queue.empty() and rows < self.max_rows:
+                batch.append(self.queue.get_nowait())
+                rows += len(batch[-1][1])
+            # A swap between two requests of one batch: each version predicts its own requests.
+            for loaded in dict.fromkeys(item[0] for item in batch):
+                items = [item for item in batch if item[0] is loaded]
+                try:
+                    results = await loop.run_in_executor(None, loaded.predict_frames, [item[1] for item in items])
+                except Exception as error:  # anything else: every request of the call gets the error
+                    results = [error] * len(items)
+                for (_, _, answer), result in zip(items, results, strict=True):
+                    if answer.done():
+                        continue
+                    if isinstance(result, Exception):
+                        answer.set_exception(result)
+                    else:
+                        answer.set_result(result)
 
 
 class MlflowModel(kserve.Model):
     """A kserve.Model whose loaded version can be replaced while it serves."""
 
-    def __init__(self, name, loaded):
+    def __init__(self, name, loaded, batcher=None):
         super().__init__(name, return_response_headers=True)
         self.loaded = loaded
+        self.batcher = batcher or Batcher()
         self.ready = True
 
     def load(self):
@@ -138,15 +216,8 @@ class MlflowModel(kserve.Model):
         loaded = self.loaded
         if not isinstance(payload, dict):
             raise InvalidInput('expected a JSON object with "instances"')
-        instances = payload.get("instances", payload.get("inputs"))
-        try:
-            # In KServe's thread pool: the event loop keeps accepting requests, and scikit-learn's tree code
-            # releases the GIL, so concurrent requests use more than one core.
-            predictions = await asyncio.get_running_loop().run_in_executor(None, loaded.predict, instances)
-        except InvalidInput:
-            raise
-        except Exception as error:  # the model's own input checks (schema enforcement) raise their own types
-            raise InvalidInput(f"the model rejected the input: {error}") from error
+        frame = loaded.frame(payload.get("instances", payload.get("inputs")))
+        predictions = await self.batcher.predict(loaded, frame)
         if response_headers is not None:
             response_headers["x-model-version"] = loaded.version
             response_headers["x-model-name"] = loaded.name
