@@ -100,6 +100,24 @@ def prometheus_query(platform, query):
     return get_json(url)["data"]["result"]
 
 
+def python(platform, code):
+    """Run code with the MLflow virtualenv's python against the tracking server."""
+    env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{platform.vars['mlflow_port']}")
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        env.pop(var, None)
+    proc = subprocess.run(
+        [str(platform.home / "venvs/mlflow/bin/python"), "-"],
+        input=code,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def train(platform):
     """examples/mlflow/train_iris.py with the MLflow virtualenv's python, as roles/mlflow/README.md says."""
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{platform.vars['mlflow_port']}")
@@ -301,6 +319,39 @@ def test_rolling_to_a_new_champion_answers_every_request(platform):
     assert deployed["alias"] == "champion"
     platform.second = second
     platform.timings["rolling deploy (recorded)"] = deployed["duration_seconds"]
+
+
+BROKEN_MODEL = """\
+import mlflow, mlflow.pyfunc
+class Broken(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        raise RuntimeError("this model version cannot load")
+    def predict(self, context, model_input):
+        return model_input
+mlflow.set_experiment("broken")
+with mlflow.start_run():
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=Broken(), registered_model_name="iris-classifier", pip_requirements=["mlflow"]
+    )
+print(info.registered_model_version)
+"""
+
+
+def test_a_version_that_fails_to_load_leaves_the_old_one_serving(platform):
+    broken = python(platform, BROKEN_MODEL).strip().splitlines()[-1]
+    serving = str(platform.second["version"])
+    deployment = (platform.home / "model-serving/deployment.json").read_text()
+    before = record(platform)
+    result = deploy(platform, "-e", f"model_name={MODEL}", "-e", f"model_version={broken}")
+    assert result.rc != 0
+    output = one_line(result)
+    assert f"the model server did not load {MODEL} version {broken}" in output, result.tail()
+    assert "this model version cannot load" in output
+    assert f"The endpoint keeps serving {MODEL} version {serving}" in output
+    assert (platform.home / "model-serving/deployment.json").read_text() == deployment
+    assert record(platform) == before
+    status, _, served = predict(platform)
+    assert (status, served) == (200, serving)
 
 
 def test_a_version_can_be_deployed_by_number(platform):

@@ -287,6 +287,8 @@ class Deployment:
         self.model = None
         self.error = None
         self.failed = None
+        # Counts the reports: a deploy waits for a report newer than the one before its signal.
+        self.generation = 0
 
     def wanted(self):
         content = json.loads(self.args.deployment.read_text())
@@ -335,6 +337,7 @@ class Deployment:
                 self.report()
 
     def report(self):
+        self.generation += 1
         if self.args.status_file:
             write_json(
                 self.args.status_file,
@@ -344,6 +347,7 @@ class Deployment:
                     "error": self.error,
                     "failed": self.failed,
                     "pid": os.getpid(),
+                    "generation": self.generation,
                     "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
             )
