@@ -48,18 +48,32 @@ def entity_batches(ids, size, count, seed=7):
     return [rng.sample(ids, size) for _ in range(count)]
 
 
-def bench_http(url, ids, size, iterations, warmup):
+def post(connection, body, headers, reconnects):
+    """One request on the kept-alive connection; a connection the server closed (a worker replaced after its
+    max requests) is opened again once and counted."""
+    for attempt in range(2):
+        try:
+            start = time.perf_counter()
+            connection.request("POST", "/get-online-features", body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            return response, payload, time.perf_counter() - start
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            connection.close()
+            reconnects.append(1)
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def bench_http(url, ids, size, iterations, warmup, reconnects):
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
     headers = {"Content-Type": "application/json"}
     samples = []
     for i, batch in enumerate(entity_batches(ids, size, iterations + warmup)):
         body = json.dumps({"features": FEATURES, "entities": {"user_id": batch}})
-        start = time.perf_counter()
-        connection.request("POST", "/get-online-features", body=body, headers=headers)
-        response = connection.getresponse()
-        payload = response.read()
-        elapsed = time.perf_counter() - start
+        response, payload, elapsed = post(connection, body, headers, reconnects)
         if response.status != 200:
             sys.exit(f"feature server answered {response.status}: {payload[:300]!r}")
         if i == 0:
@@ -106,7 +120,11 @@ def main():
     args = parser.parse_args()
     ids = list(range(args.first_id, args.last_id + 1))
 
-    results = [summary("http", n, bench_http(args.url, ids, n, args.iterations, args.warmup)) for n in args.entities]
+    reconnects = []
+    results = [
+        summary("http", n, bench_http(args.url, ids, n, args.iterations, args.warmup, reconnects))
+        for n in args.entities
+    ]
     sdk_note = ""
     if not args.no_sdk:
         try:
@@ -121,13 +139,15 @@ def main():
             ]
 
     if args.json:
-        print(json.dumps({"results": results, "note": sdk_note}))
+        print(json.dumps({"results": results, "note": sdk_note, "reconnects": len(reconnects)}))
         return 0
     features = ", ".join(FEATURES)
     print(f"Feast online retrieval ({features}): {args.iterations} requests per case after {args.warmup} warm-up")
     print(f"{'path':<6} {'entities':>8} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}")
     for r in results:
         print(f"{r['path']:<6} {r['entities']:>8} {r['p50_ms']:>9.3f} {r['p99_ms']:>9.3f} {r['mean_ms']:>9.3f}")
+    if reconnects:
+        print(f"{len(reconnects)} reconnection(s): the server replaced a worker (feast serve --max-requests)")
     if sdk_note:
         print(sdk_note)
     return 0

@@ -57,8 +57,9 @@ def test_every_problem_is_reported_at_once(platform):
         '{"state_backend_bucket": "Bad_Bucket", "budget_emails": ["x@"], "aws_region": "mars-1"}',
     )
     assert run.rc != 0
-    assert "3 problems" in run.output
-    for variable in ("state_backend_bucket:", "budget_emails:", "aws_region:"):
+    # observability_alert_email_to defaults to budget_emails, so the bad address is reported there too.
+    assert "4 problems" in run.output
+    for variable in ("state_backend_bucket:", "budget_emails:", "aws_region:", "observability_alert_email_to:"):
         assert variable in run.output
     assert not platform.home.exists()
 
@@ -135,8 +136,8 @@ def test_local_stores_refuse_anonymous_and_wrong_credentials(platform):
 def test_secrets_are_private_and_never_printed(platform):
     secrets = platform.home / "secrets"
     assert oct(secrets.stat().st_mode & 0o777) == "0o700"
-    for path in [*secrets.iterdir(), platform.home / "aws.env"]:
-        assert oct(path.stat().st_mode & 0o777) == "0o600", path
+    for path in [*secrets.rglob("*"), platform.home / "aws.env"]:
+        assert oct(path.stat().st_mode & 0o777) == ("0o700" if path.is_dir() else "0o600"), path
     secret_key = platform.aws_env()["AWS_SECRET_ACCESS_KEY"]
     run = platform.run("phase1.yml", "--diff", "-v")
     assert_ok(run, "phase1.yml --diff -v")

@@ -17,6 +17,7 @@ def main():
     parser.add_argument("--port", type=int, default=6566)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--registry-ttl", type=int, default=60)
+    parser.add_argument("--max-requests", type=int, default=1000, help="requests before a worker is replaced")
     parser.add_argument("--metrics-port", type=int, default=0, help="0: no metrics")
     args = parser.parse_args()
 
@@ -35,6 +36,7 @@ def main():
 
     argv = ["--chdir", args.repo, "serve", "--host", args.host, "--port", str(args.port)]
     argv += ["--workers", str(args.workers), "--registry_ttl_sec", str(args.registry_ttl), "--no-access-log"]
+    argv += ["--max-requests", str(args.max_requests)]
     if args.metrics_port:
         argv.append("--metrics")
     return cli.main(args=argv, prog_name="feast")
