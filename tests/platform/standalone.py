@@ -12,19 +12,32 @@ from tests.support import VENV_BIN, free_ports, playbook, read_env_file, tool_en
 
 # What Phase 1 runs under supervisord on standalone.
 SERVICES = ("aws-emulator", "object-store", "node-exporter", "alertmanager", "prometheus")
+# What Phase 2 adds.
+PHASE2_SERVICES = ("postgresql", "postgresql-exporter", "mlflow")
+# What deploy_model.yml adds.
+SERVING_SERVICES = ("model-server",)
 
 
 class Platform:
     def __init__(self, base: Path):
         self.base = base
         self.home = base / "home"
-        aws, s3, master, volume, filer, admin, prometheus, alertmanager, node = free_ports(9)
+        ports = free_ports(16)
+        aws, s3, master, volume, filer, admin, prometheus, alertmanager, node, pg, pg_exporter, mlflow = ports[:12]
         self.vars = {
             "platform_home": str(self.home),
             "aws_emulator_port": aws,
             "object_store_s3_port": s3,
             "object_store_ports": {"master": master, "volume": volume, "filer": filer, "admin": admin},
             "observability_ports": {"prometheus": prometheus, "alertmanager": alertmanager, "node_exporter": node},
+            "postgresql_port": pg,
+            "postgresql_exporter_port": pg_exporter,
+            "mlflow_port": mlflow,
+            "model_serving_port": ports[12],
+            # Feast: Redis, the feature server and its metrics.
+            "feast_redis_port": ports[13],
+            "feast_server_port": ports[14],
+            "feast_metrics_port": ports[15],
         }
         self.vars_file = base / "test-vars.yml"
         self.vars_file.write_text(yaml.safe_dump(self.vars))
@@ -70,9 +83,9 @@ class Platform:
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
-    def healthy(self):
+    def healthy(self, services=SERVICES):
         status = self.ctl("status")
-        return status.returncode == 0 and status.stdout.count("RUNNING") == len(SERVICES)
+        return status.returncode == 0 and status.stdout.count("RUNNING") == len(services)
 
     def url(self, service, path=""):
         return f"http://127.0.0.1:{self.vars['observability_ports'][service]}{path}"

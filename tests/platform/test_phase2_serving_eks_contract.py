@@ -1,0 +1,146 @@
+"""Model serving on the eks target (inventories/dev), with the AWS side answered by the AWS emulator.
+
+Phase 1's network, cluster and Kubernetes ground come first (only those roles). Then phase2.yml --tags
+model_serving makes the IRSA role of kserve/model-server (read-only on the MLflow artifact bucket) and renders
+the serving namespace's NetworkPolicies, which pass strict offline validation; again with no change and in
+check mode; a deploy on eks without the server's image fails before anything; teardown removes the role.
+(The InferenceService itself, resolved from a real registry, is rendered and validated against KServe's CRD
+schema in test_phase2_serving_standalone.py.)
+"""
+
+import json
+import subprocess
+import sys
+
+import boto3
+import pytest
+import yaml
+
+from tests.support import ROOT, free_ports, playbook, tool_env, wait_until
+
+sys.path.insert(0, str(ROOT / "tools"))
+import validate_manifests
+
+pytestmark = pytest.mark.platform
+
+EMULATOR = ROOT / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+PHASE1_ROLES = "network,eks_cluster,k8s_platform_base"
+ROLE = "dev-mlops-cluster-01-kserve"
+BUCKET = "argoeks-mlflow-artifacts-dev"
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    (port,) = free_ports(1, also_plus=0)
+    proc = subprocess.Popen(
+        [sys.executable, str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)],
+        env=tool_env(MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    session = boto3.Session(region_name="us-east-1", **{k.lower(): v for k, v in CREDENTIALS.items()})
+    sts = session.client("sts", endpoint_url=endpoint)
+    wait_until(lambda: _answers(sts), what="the AWS emulator")
+    yield endpoint, session
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def _answers(sts):
+    try:
+        sts.get_caller_identity()
+    except Exception:  # any error means "not answering yet"
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def dev(emulator, tmp_path_factory):
+    endpoint, session = emulator
+    base = tmp_path_factory.mktemp("eks-serving")
+    extra = base / "vars.yml"
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "aws_endpoint_url": endpoint,
+                "platform_home": str(base / "home"),
+                "eks_cluster_addons": [],
+                # No Kubernetes API here: the Kubernetes objects are rendered, not applied.
+                "k8s_render_dir": str(base / "rendered"),
+                # Only Phase 1's ground runs here (no monitoring, no state backend): the gate would refuse.
+                "verify_checkpoints_skip": True,
+            }
+        )
+    )
+    env = tool_env(**CREDENTIALS)
+
+    def run(playbook_name="phase2.yml", *args):
+        return playbook(playbook_name, "-i", "inventories/dev", "-e", f"@{extra}", *args, env=env)
+
+    run.rendered = base / "rendered"
+    run.client = lambda name: session.client(name, endpoint_url=endpoint)
+    return run
+
+
+def assert_ok(run, what):
+    assert run.rc == 0 and run.failed == 0, f"{what} failed:\n{run.tail()}"
+
+
+def test_phase1_ground_then_model_serving(dev):
+    assert_ok(dev("phase1.yml", "--tags", PHASE1_ROLES), "phase1.yml (network, cluster, Kubernetes ground)")
+    assert_ok(dev("phase2.yml", "--tags", "model_serving"), "phase2.yml --tags model_serving")
+
+
+def test_irsa_role_trusts_kserve_model_server_and_only_reads_the_bucket(dev):
+    iam = dev.client("iam")
+    role = iam.get_role(RoleName=ROLE)["Role"]
+    assert "system:serviceaccount:kserve:model-server" in json.dumps(role["AssumeRolePolicyDocument"])
+    (policy_name,) = iam.list_role_policies(RoleName=ROLE)["PolicyNames"]
+    document = iam.get_role_policy(RoleName=ROLE, PolicyName=policy_name)["PolicyDocument"]
+    actions, resources = set(), set()
+    for statement in document["Statement"]:
+        for key, found in (("Action", actions), ("Resource", resources)):
+            value = statement[key]
+            found.update([value] if isinstance(value, str) else value)
+    assert resources == {f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
+
+
+def test_rendered_network_policies_pass_strict_validation(dev):
+    objects, problems = validate_manifests.validate(dev.rendered, "1.32")
+    assert problems == [], "\n".join(str(p) for p in problems)
+    names = {o["metadata"]["name"] for _, _, o in objects if o["metadata"].get("namespace") == "kserve"}
+    assert {"model-serving-ingress", "model-serving-egress"} <= names
+
+
+def test_model_serving_again_changes_nothing(dev):
+    result = dev("phase2.yml", "--tags", "model_serving")
+    assert_ok(result, "second phase2.yml --tags model_serving")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    result = dev("phase2.yml", "--tags", "model_serving", "--check", "--diff")
+    assert_ok(result, "phase2.yml --tags model_serving --check --diff")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+
+
+def test_deploy_without_the_image_fails_before_anything(dev):
+    result = playbook(
+        "deploy_model.yml",
+        "-i",
+        "inventories/dev",
+        "-e",
+        "k8s_render_dir=",
+        "-e",
+        "model_serving_mlflow_url=http://127.0.0.1:9",
+        env=tool_env(**CREDENTIALS),
+    )
+    assert result.rc != 0
+    assert "model_serving_image is empty" in " ".join(result.output.split()), result.tail()
+
+
+def test_teardown_removes_the_irsa_role_and_the_rendered_policies(dev):
+    result = dev("teardown.yml", "--tags", "model_serving")
+    assert_ok(result, "teardown.yml --tags model_serving")
+    assert ROLE not in [r["RoleName"] for r in dev.client("iam").list_roles()["Roles"]]
+    assert not (dev.rendered / "model-serving.yaml").exists()
