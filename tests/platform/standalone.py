@@ -1,6 +1,7 @@
 """The standalone platform of a test module: its own home and ports, driven like a user does."""
 
 import json
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import boto3
 import yaml
 
-from tests.support import VENV_BIN, free_ports, playbook, read_env_file, tool_env
+from tests.support import ROOT, VENV_BIN, free_ports, playbook, read_env_file, tool_env
 
 # What Phase 1 runs under supervisord on standalone.
 SERVICES = ("aws-emulator", "object-store", "node-exporter", "alertmanager", "prometheus")
@@ -22,7 +23,7 @@ class Platform:
     def __init__(self, base: Path):
         self.base = base
         self.home = base / "home"
-        ports = free_ports(16)
+        ports = free_ports(19)
         aws, s3, master, volume, filer, admin, prometheus, alertmanager, node, pg, pg_exporter, mlflow = ports[:12]
         self.vars = {
             "platform_home": str(self.home),
@@ -38,6 +39,10 @@ class Platform:
             "feast_redis_port": ports[13],
             "feast_server_port": ports[14],
             "feast_metrics_port": ports[15],
+            # JupyterHub: the proxy (public), the Hub's API and the proxy's control port.
+            "jupyterhub_port": ports[16],
+            "jupyterhub_hub_port": ports[17],
+            "jupyterhub_proxy_api_port": ports[18],
         }
         self.vars_file = base / "test-vars.yml"
         self.vars_file.write_text(yaml.safe_dump(self.vars))
@@ -103,3 +108,12 @@ def listening(port):
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def runbook_block(marker):
+    """The fenced bash block of docs/runbooks/backup-restore.md that starts with `# <marker>`."""
+    text = (ROOT / "docs/runbooks/backup-restore.md").read_text()
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        if block.startswith(f"# {marker}\n"):
+            return block
+    raise AssertionError(f"no bash block starting with '# {marker}' in the backup-restore runbook")

@@ -6,15 +6,14 @@ user can see with the aws CLI, durability across restarts, Terraform migration a
 """
 
 import json
-import re
 import shutil
 import subprocess
 
 import boto3
 import pytest
 
-from tests.platform.standalone import Platform, assert_ok, listening
-from tests.support import ROOT, tool_env, wait_until
+from tests.platform.standalone import Platform, assert_ok, listening, runbook_block
+from tests.support import tool_env, wait_until
 
 pytestmark = pytest.mark.platform
 
@@ -232,15 +231,6 @@ def test_terraform_state_is_migrated_and_local_state_removed(platform):
 
 
 # ---- the backup-restore runbook, as written -----------------------------------------------------------
-
-
-def runbook_block(marker):
-    """The fenced bash block of docs/runbooks/backup-restore.md that starts with `# <marker>`."""
-    text = (ROOT / "docs/runbooks/backup-restore.md").read_text()
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
-        if block.startswith(f"# {marker}\n"):
-            return block
-    raise AssertionError(f"no bash block starting with '# {marker}' in the backup-restore runbook")
 
 
 def test_runbook_restores_the_previous_terraform_state_version(platform, tmp_path):

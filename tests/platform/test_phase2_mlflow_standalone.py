@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.platform.standalone import PHASE2_SERVICES, SERVICES, Platform, assert_ok, listening
-from tests.support import ROOT, wait_until
+from tests.platform.standalone import PHASE2_SERVICES, SERVICES, Platform, assert_ok, listening, runbook_block
+from tests.support import ROOT, tool_env, wait_until
 
 pytestmark = pytest.mark.platform
 
@@ -89,11 +89,11 @@ def mlflow_url(platform, path=""):
     return f"http://127.0.0.1:{platform.vars['mlflow_port']}{path}"
 
 
-def api(platform, path, body=None):
+def api(platform, path, body=None, method=None):
     url = mlflow_url(platform, "/api/2.0/mlflow/" + path)
     assert url.startswith("http://127.0.0.1:"), url
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})  # noqa: S310
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"}, method=method)  # noqa: S310
     with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback http only (asserted)
         return json.loads(response.read())
 
@@ -273,6 +273,54 @@ def _answers(platform):
             return response.status == 200
     except OSError:
         return False
+
+
+# ---- the backup-restore runbook, as written -----------------------------------------------------------
+
+
+def runbook(platform, marker, backup):
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", runbook_block(marker)],
+        env=tool_env(DB="mlflow", BACKUP=backup, PGHOME=platform.home, PGPORT=platform.vars["postgresql_port"]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def registered_models(platform):
+    return sorted(m["name"] for m in api(platform, "registered-models/search").get("registered_models", []))
+
+
+def test_runbook_restores_a_deleted_registered_model_from_a_postgresql_dump(platform, tmp_path):
+    api(platform, "registered-models/create", {"name": "runbook-drill", "description": "kept by the dump"})
+    before = registered_models(platform)
+    assert "runbook-drill" in before
+
+    backup = tmp_path / "mlflow.dump"
+    printed = runbook(platform, "backup-postgresql", backup)
+    assert printed.strip().splitlines()[-1] == str(backup)
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600, "the dump holds the registry: it must be private"
+
+    # The accident: a registered model and its history deleted through the API (a hard delete in MLflow).
+    api(platform, "registered-models/delete", {"name": "runbook-drill"}, method="DELETE")
+    assert "runbook-drill" not in registered_models(platform)
+
+    # The runbook: stop the writer, restore, start it again.
+    assert platform.ctl("stop", "mlflow").returncode == 0
+    try:
+        tables = runbook(platform, "restore-postgresql", backup)
+    finally:
+        assert platform.ctl("start", "mlflow").returncode == 0
+    assert int(tables.strip().splitlines()[-1]) > 10, tables  # MLflow's schema is back, not an empty database
+    wait_until(lambda: _answers(platform), timeout=120, what="MLflow healthy after the restore")
+    assert registered_models(platform) == before
+    model = api(platform, "registered-models/get?name=runbook-drill")["registered_model"]
+    assert model["description"] == "kept by the dump"
+    assert champion(platform)["version"] == platform.champion["version"], "the rest of the registry is intact"
 
 
 # ---- secrets ----------------------------------------------------------------------------------------------
