@@ -125,6 +125,14 @@ def test_phase1_on_dev_again_changes_nothing(dev):
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
+def test_the_cluster_alone_finds_its_subnets_by_their_tags(dev):
+    # `--tags eks_cluster` skips the network role: the cluster role looks its subnets up by their tags.
+    result = dev[0]("phase1.yml", "--tags", "eks_cluster")
+    assert_ok(result, "phase1.yml -i inventories/dev --tags eks_cluster")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert "Find the cluster's subnets when the network role did not run in this play" in result.output
+
+
 def test_phase1_on_dev_in_check_mode_changes_nothing(dev):
     result = dev[0]("phase1.yml", "--check", "--diff")
     assert_ok(result, "phase1.yml -i inventories/dev --check --diff")
