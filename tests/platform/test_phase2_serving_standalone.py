@@ -1,7 +1,8 @@
 """Phase 2 Week 10 (model serving) on the standalone target, as a user sees it.
 
-One platform for the module (own home and ports): phase1.yml, then phase2.yml with PostgreSQL, MLflow and
-model serving; a deploy before any model is registered fails naming it; the example training registers
+One platform for the module (own home and ports), brought up from nothing by site.yml (what `./argoeks up`
+runs: Phase 1, then every Phase 2 role), which a second run and check mode leave unchanged; a deploy before any
+model is registered fails naming it; the example training registers
 iris-classifier@champion and deploy_model.yml serves it; curl gets a prediction on the KServe V1 protocol;
 Prometheus scrapes the server; reruns and check mode change nothing; a missing alias, model or version fails
 naming it while the endpoint keeps answering with the old version; a new champion is rolled out under load
@@ -27,7 +28,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.platform.standalone import PHASE2_SERVICES, SERVICES, SERVING_SERVICES, Platform, assert_ok, listening
+from tests.platform.standalone import (
+    PHASE2_OTHER_SERVICES,
+    PHASE2_SERVICES,
+    SERVICES,
+    SERVING_SERVICES,
+    Platform,
+    assert_ok,
+    listening,
+)
 from tests.support import ROOT, VENV_BIN, wait_until
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -37,7 +46,8 @@ import validate_manifests
 
 pytestmark = pytest.mark.platform
 
-ALL_SERVICES = SERVICES + PHASE2_SERVICES + SERVING_SERVICES
+PLATFORM_SERVICES = SERVICES + PHASE2_SERVICES + PHASE2_OTHER_SERVICES
+ALL_SERVICES = PLATFORM_SERVICES + SERVING_SERVICES
 TAGS = ["--tags", "postgresql,mlflow,model_serving"]
 TRAIN = ROOT / "examples" / "mlflow" / "train_iris.py"
 BENCHMARK = ROOT / "benchmarks" / "model_load.py"
@@ -153,14 +163,17 @@ def verify(platform, *args):
 # ---- bring-up --------------------------------------------------------------------------------------------
 
 
-def test_phase1_then_phase2_install_the_model_server(platform):
-    assert_ok(run(platform, "phase1.yml", timed="phase1 from nothing"), "phase1.yml")
-    result = run(platform, "phase2.yml", *TAGS, timed="phase2 (postgresql, mlflow, model_serving) from nothing")
-    assert_ok(result, "phase2.yml")
-    assert "no model deployed yet" in one_line(result)
+def test_site_yml_brings_the_whole_platform_up_from_nothing(platform):
+    result = run(platform, "site.yml", timed="site.yml (Phase 1 and all of Phase 2) from nothing")
+    assert_ok(result, "site.yml")
+    output = one_line(result)
+    assert "no model deployed yet" in output
+    assert "PLAY [Phase 1: critical foundation]" in output and "PLAY [Phase 2: MLOps core]" in output
+    for role in ("postgresql", "mlflow", "datalake", "feast", "jupyterhub", "kubeflow_pipelines", "model_serving"):
+        assert f"TASK [{role} : " in output, f"phase2.yml did not run the {role} role"
     assert (platform.home / "venvs/model-server/bin/python").exists()
     assert not (platform.home / "supervisor/conf.d/model-server.conf").exists()
-    assert platform.healthy(SERVICES + PHASE2_SERVICES), platform.ctl("status").stdout
+    assert platform.healthy(PLATFORM_SERVICES), platform.ctl("status").stdout
 
 
 def test_deploy_before_any_model_is_registered_fails_naming_it_and_changes_nothing(platform):
@@ -242,8 +255,8 @@ def test_prometheus_scrapes_the_model_server(platform):
 def test_second_runs_change_nothing(platform):
     pid = platform.ctl("pid", "model-server").stdout.strip()
     before = record(platform)
-    result = run(platform, "phase2.yml", *TAGS, timed="phase2 rerun")
-    assert_ok(result, "second phase2.yml")
+    result = run(platform, "site.yml", timed="site.yml rerun")
+    assert_ok(result, "second site.yml")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
     result = deploy(platform, "-e", f"model_name={MODEL}", "-e", "model_alias=champion", timed="deploy rerun")
     assert_ok(result, "second deploy_model.yml")
@@ -254,7 +267,7 @@ def test_second_runs_change_nothing(platform):
 
 
 def test_check_mode_changes_nothing(platform):
-    for playbook_name, args in (("phase2.yml", TAGS), ("deploy_model.yml", ["-e", f"model_name={MODEL}"])):
+    for playbook_name, args in (("site.yml", []), ("deploy_model.yml", ["-e", f"model_name={MODEL}"])):
         result = run(platform, playbook_name, *args, "--check", "--diff")
         assert_ok(result, f"{playbook_name} --check --diff")
         assert result.changed == 0, f"{playbook_name} changed tasks: {result.changed_tasks()}"
@@ -393,6 +406,38 @@ def test_load_benchmark_runs(platform):
 
 
 # ---- success metrics -----------------------------------------------------------------------------------------------
+
+
+def test_verify_reports_every_phase1_and_phase2_metric_with_a_measured_value(platform):
+    """The roadmap's success metrics of Phases 1-2 on the whole platform, after a scripted onboarding."""
+    onboarded = run(platform, "onboard_user.yml", timed="onboard_user.yml")
+    assert_ok(onboarded, "onboard_user.yml")
+    result = run(platform, "verify.yml", timed="verify.yml")
+    assert_ok(result, "verify.yml")
+    report = json.loads((platform.home / "reports/success-metrics.json").read_text())
+    measured = {r["metric"]: r for r in report["results"] if r["phase"] in (1, 2)}
+    assert sorted(measured) == [
+        "alerts_firing",
+        "costs_within_budget",
+        "developer_onboarding",
+        "inference_p99",
+        "state_backup_automated",
+        "time_to_deploy",
+        "time_to_train",
+        "uptime",
+    ]
+    # The emulator has no cost data: the check says so instead of inventing a number.
+    cost = measured.pop("costs_within_budget")
+    assert cost["status"] == "unavailable" and "emulator has no cost data" in cost["detail"], cost
+    for name, found in measured.items():
+        assert found["status"] == "pass", f"{name}: {found}"
+        assert isinstance(found["value"], int | float) and found["source"], f"{name} has no measured value: {found}"
+    assert measured["developer_onboarding"]["source"].startswith("onboarding record of ")
+    assert 0 < measured["developer_onboarding"]["value"] < 1, "onboarding is measured in hours"
+    assert f":{platform.vars['mlflow_port']}" in measured["time_to_train"]["source"]
+    again = run(platform, "verify.yml")
+    assert_ok(again, "second verify.yml")
+    assert again.changed == 0, f"changed tasks: {again.changed_tasks()}"
 
 
 def test_verify_measures_inference_p99_and_time_to_deploy(platform):
@@ -537,9 +582,12 @@ def test_teardown_removes_the_model_server(platform):
         "teardown.yml",
         "-e",
         "state_backend_force_destroy=true mlflow_delete_data=true postgresql_delete_data=true"
+        " datalake_delete_data=true feast_delete_data=true jupyterhub_delete_data=true"
+        " kubeflow_pipelines_delete_data=true"
         " object_store_delete_data=true observability_delete_data=true platform_base_delete_data=true",
     )
     assert_ok(result, "teardown.yml")
-    assert not listening(platform.vars["model_serving_port"])
+    for port in ("model_serving_port", "mlflow_port", "feast_server_port", "jupyterhub_port", "postgresql_port"):
+        assert not listening(platform.vars[port]), f"{port} still answers after teardown"
     assert not platform.home.exists()
     print("timings:", json.dumps(platform.timings))
