@@ -138,6 +138,17 @@ def test_a_bad_idle_timeout_fails_in_preflight_creating_nothing(platform):
     assert not platform.home.exists()
 
 
+def test_the_hub_on_the_model_servers_port_fails_in_preflight_creating_nothing(platform):
+    taken = platform.vars["model_serving_port"]
+    result = run(platform, "phase2.yml", "-e", f"jupyterhub_port={taken}")
+    assert result.rc != 0
+    text = " ".join(result.output.split())
+    assert (
+        f"jupyterhub_port ({taken}), model_serving_port ({taken}): the ports of the standalone services must differ" in text
+    )
+    assert not platform.home.exists()
+
+
 def test_phase1_then_jupyterhub_from_nothing(platform):
     assert_ok(run(platform, "phase1.yml", timed="phase1"), "phase1.yml")
     result = run(platform, "phase2.yml", "--tags", TAGS, timed="phase2 postgresql,mlflow,jupyterhub (first)")
