@@ -143,9 +143,8 @@ def test_the_hub_on_the_model_servers_port_fails_in_preflight_creating_nothing(p
     result = run(platform, "phase2.yml", "-e", f"jupyterhub_port={taken}")
     assert result.rc != 0
     text = " ".join(result.output.split())
-    assert (
-        f"jupyterhub_port ({taken}), model_serving_port ({taken}): the ports of the standalone services must differ" in text
-    )
+    clash = f"jupyterhub_port ({taken}), model_serving_port ({taken})"
+    assert f"{clash}: the ports of the standalone services must differ" in text, result.tail()
     assert not platform.home.exists()
 
 
