@@ -8,3 +8,23 @@ ROOT = Path(__file__).resolve().parent.parent
 COLLECTIONS = ROOT / ".venv" / "collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
+
+# The longest modules (each brings up a platform or runs molecule) start first, so that the two workers
+# finish together instead of one of them running a long module alone at the end. Within a module, and
+# for every other module, the order stays as collected.
+LONGEST_FIRST = (
+    "tests/platform/test_phase2_serving_standalone.py",
+    "tests/platform/test_phase2_jupyterhub_standalone.py",
+    "tests/platform/test_phase2_mlflow_standalone.py",
+    "tests/platform/test_phase2_feast_standalone.py",
+    "tests/platform/test_phase2_pipelines_standalone.py",
+    "tests/molecule/test_scenarios.py",
+    "tests/platform/test_observability_standalone.py",
+    "tests/platform/test_phase2_datalake_standalone.py",
+    "tests/platform/test_phase1_standalone.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: position for position, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONGEST_FIRST)))
