@@ -1,9 +1,13 @@
 """The standalone platform of a test module: its own home and ports, driven like a user does."""
 
+import contextlib
 import json
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
+import time
 from pathlib import Path
 
 import boto3
@@ -22,7 +26,7 @@ PHASE2_OTHER_SERVICES = ("feast-redis", "feast-server", "jupyterhub")
 
 
 class Platform:
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, **extra_vars):
         self.base = base
         self.home = base / "home"
         ports = free_ports(19)
@@ -46,11 +50,21 @@ class Platform:
             "jupyterhub_hub_port": ports[17],
             "jupyterhub_proxy_api_port": ports[18],
         }
+        self.vars.update(extra_vars)
         self.vars_file = base / "test-vars.yml"
         self.vars_file.write_text(yaml.safe_dump(self.vars))
+        # Every run's output (tests check no secret was ever printed) and the runs' durations by label.
+        self.outputs = []
+        self.timings = {}
 
-    def run(self, playbook_name="phase1.yml", *args):
-        return playbook(playbook_name, "-e", f"@{self.vars_file}", *args)
+    def run(self, playbook_name="phase1.yml", *args, timed=None):
+        start = time.monotonic()
+        result = playbook(playbook_name, "-e", f"@{self.vars_file}", *args)
+        if timed:
+            self.timings[timed] = round(time.monotonic() - start, 1)
+            print(f"{timed}: {self.timings[timed]} s")
+        self.outputs.append(result.output)
+        return result
 
     @property
     def supervisorctl(self):
@@ -100,6 +114,24 @@ class Platform:
     def stop_everything(self):
         if (self.home / "run/supervisor.sock").exists():
             self.ctl("shutdown")
+
+
+@contextlib.contextmanager
+def traversable_platform(prefix, **extra_vars):
+    """A Platform in a directory other users can traverse, stopped and removed afterwards.
+
+    PostgreSQL and Redis run as their own users, which must reach their data directories: pytest's own
+    temporary root is private to root.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o711)
+    platform = Platform(base, **extra_vars)
+    try:
+        yield platform
+    finally:
+        print("timings (s):", json.dumps(platform.timings))
+        platform.stop_everything()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def assert_ok(run, what):

@@ -14,15 +14,12 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
-import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.platform.standalone import Platform, assert_ok
+from tests.platform.standalone import assert_ok, traversable_platform
 from tests.support import ROOT, read_env_file, wait_until
 
 pytestmark = pytest.mark.platform
@@ -82,33 +79,13 @@ print(json.dumps({"views": views, "entities": sorted(e.name for e in store.list_
 
 @pytest.fixture(scope="module")
 def platform():
-    # PostgreSQL and Redis run as their own users, which must reach their data directories: pytest's own
-    # temporary root is private to root, so this platform lives in a directory others can traverse.
-    base = Path(tempfile.mkdtemp(prefix="argoeks-feast-"))
-    base.chmod(0o711)
-    platform = Platform(base)
     # The checkpoints before Phase 2 gate on Phase 1's health; this module restarts services on purpose.
-    platform.vars["verify_checkpoints_skip"] = True
-    platform.vars_file.write_text(yaml.safe_dump(platform.vars))
-    platform.outputs = []
-    platform.timings = {}
-    yield platform
-    print("timings (s):", json.dumps(platform.timings))
-    platform.stop_everything()
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def run(platform, playbook_name, *args, timed=None):
-    start = time.monotonic()
-    result = platform.run(playbook_name, *args)
-    if timed:
-        platform.timings[timed] = round(time.monotonic() - start, 1)
-    platform.outputs.append(result.output)
-    return result
+    with traversable_platform("argoeks-feast-", verify_checkpoints_skip=True) as platform:
+        yield platform
 
 
 def feast_play(platform, *args, timed=None):
-    return run(platform, "phase2.yml", "--tags", TAGS, *args, timed=timed)
+    return platform.run("phase2.yml", "--tags", TAGS, *args, timed=timed)
 
 
 def repo(platform):
@@ -182,14 +159,14 @@ def diff_block(output):
 
 # --- bring-up ------------------------------------------------------------------------------------
 def test_a_bad_online_store_fails_in_preflight_creating_nothing(platform):
-    result = run(platform, "phase2.yml", "-e", "feast_online_store=memcached")
+    result = platform.run("phase2.yml", "-e", "feast_online_store=memcached")
     assert result.rc != 0
     assert "feast_online_store: 'memcached'" in result.output and "redis" in result.output
     assert not platform.home.exists()
 
 
 def test_phase1_then_feast_from_nothing(platform):
-    assert_ok(run(platform, "phase1.yml", timed="phase1"), "phase1.yml")
+    assert_ok(platform.run("phase1.yml", timed="phase1"), "phase1.yml")
     result = feast_play(platform, timed="phase2 postgresql,feast (first)")
     assert_ok(result, f"phase2.yml --tags {TAGS}")
     summary = " ".join(result.output.split())
@@ -283,7 +260,7 @@ def test_check_mode_changes_nothing(platform):
 # --- changing the repository -----------------------------------------------------------------------
 def test_a_ttl_change_in_the_repository_is_reported_as_exactly_that_change(platform, tmp_path):
     two_days = changed_repo(tmp_path, "ttl=timedelta(days=1)", "ttl=timedelta(days=2)")
-    result = run(platform, "phase2.yml", "--tags", "feast", "--diff", "-e", f"feast_feature_repo={two_days}")
+    result = platform.run("phase2.yml", "--tags", "feast", "--diff", "-e", f"feast_feature_repo={two_days}")
     assert_ok(result, "phase2.yml with a 2-day TTL")
     assert diff_block(result.output) == [
         "registry of Feast project mlops_dev:",
@@ -300,7 +277,7 @@ def test_a_broken_definition_fails_with_feasts_message_and_leaves_the_registry(p
         "                                 schema=[Field(name='age', dtype=Int64)], source=user_source)\n"
     )
     broken = changed_repo(tmp_path, "", append=duplicate)
-    result = run(platform, "phase2.yml", "--tags", "feast", "-e", f"feast_feature_repo={broken}")
+    result = platform.run("phase2.yml", "--tags", "feast", "-e", f"feast_feature_repo={broken}")
     assert result.rc != 0
     text = " ".join(result.output.split())
     assert "ConflictingFeatureViewNames: Multiple FeatureViews with name 'user_features' found" in text
@@ -311,7 +288,7 @@ def test_a_broken_definition_fails_with_feasts_message_and_leaves_the_registry(p
 
 
 def test_the_example_repository_again_reverts_the_ttl(platform):
-    result = run(platform, "phase2.yml", "--tags", "feast", "--diff")
+    result = platform.run("phase2.yml", "--tags", "feast", "--diff")
     assert_ok(result, "phase2.yml with the example repository")
     assert diff_block(result.output)[1:] == ["~ feature view user_features", "    ttl: 172800s -> 86400s"]
     assert python(platform, REGISTRY)["views"] == {"user_features": 86400.0}
@@ -390,7 +367,7 @@ def test_no_password_is_printed(platform):
 
 # --- teardown ------------------------------------------------------------------------------------
 def test_teardown_keeps_the_data_and_a_later_bring_up_serves_it_again(platform):
-    result = run(platform, "teardown.yml", "--tags", "feast")
+    result = platform.run("teardown.yml", "--tags", "feast")
     assert_ok(result, "teardown.yml --tags feast")
     assert "set feast_delete_data=true to delete them" in " ".join(result.output.split())
     status = platform.ctl("status").stdout
@@ -407,7 +384,7 @@ def test_teardown_keeps_the_data_and_a_later_bring_up_serves_it_again(platform):
 
 
 def test_teardown_with_delete_data_removes_the_registry_the_offline_data_and_redis_data(platform):
-    result = run(platform, "teardown.yml", "--tags", "feast", "-e", "feast_delete_data=true")
+    result = platform.run("teardown.yml", "--tags", "feast", "-e", "feast_delete_data=true")
     assert_ok(result, "teardown.yml --tags feast -e feast_delete_data=true")
     assert not (platform.home / "data" / "redis").exists()
     assert not (platform.home / "secrets" / "postgresql-db-feast.json").exists()

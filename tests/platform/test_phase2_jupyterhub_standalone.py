@@ -10,10 +10,7 @@ its record; no password or token is printed; teardown keeps the users' notebooks
 
 import http.cookiejar
 import json
-import shutil
 import subprocess
-import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.platform.standalone import Platform, assert_ok
+from tests.platform.standalone import assert_ok, traversable_platform
 from tests.support import wait_until
 
 pytestmark = pytest.mark.platform
@@ -33,29 +30,10 @@ IDLE_TIMEOUT = 900
 
 @pytest.fixture(scope="module")
 def platform():
-    # PostgreSQL runs as its own user, which must reach its data directory: pytest's own temporary root is
-    # private to root, so this platform lives in a directory others can traverse.
-    base = Path(tempfile.mkdtemp(prefix="argoeks-jupyterhub-"))
-    base.chmod(0o711)
-    platform = Platform(base)
-    platform.vars["verify_checkpoints_skip"] = True
-    platform.vars["jupyterhub_idle_timeout"] = IDLE_TIMEOUT
-    platform.vars_file.write_text(yaml.safe_dump(platform.vars))
-    platform.outputs = []
-    platform.timings = {}
-    yield platform
-    print("timings (s):", json.dumps(platform.timings))
-    platform.stop_everything()
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def run(platform, playbook_name, *args, timed=None):
-    start = time.monotonic()
-    result = platform.run(playbook_name, *args)
-    if timed:
-        platform.timings[timed] = round(time.monotonic() - start, 1)
-    platform.outputs.append(result.output)
-    return result
+    with traversable_platform(
+        "argoeks-jupyterhub-", verify_checkpoints_skip=True, jupyterhub_idle_timeout=IDLE_TIMEOUT
+    ) as platform:
+        yield platform
 
 
 def hub_url(platform, path=""):
@@ -130,7 +108,7 @@ def in_kernel(platform, user, code):
 
 # --- bring-up ------------------------------------------------------------------------------------
 def test_a_bad_idle_timeout_fails_in_preflight_creating_nothing(platform):
-    result = run(platform, "phase2.yml", "-e", "jupyterhub_idle_timeout=5")
+    result = platform.run("phase2.yml", "-e", "jupyterhub_idle_timeout=5")
     assert result.rc != 0
     text = " ".join(result.output.split())
     assert "jupyterhub_idle_timeout: '5' is out of range (accepted: a number >= 60)" in text, result.tail()
@@ -140,7 +118,7 @@ def test_a_bad_idle_timeout_fails_in_preflight_creating_nothing(platform):
 
 def test_the_hub_on_the_model_servers_port_fails_in_preflight_creating_nothing(platform):
     taken = platform.vars["model_serving_port"]
-    result = run(platform, "phase2.yml", "-e", f"jupyterhub_port={taken}")
+    result = platform.run("phase2.yml", "-e", f"jupyterhub_port={taken}")
     assert result.rc != 0
     text = " ".join(result.output.split())
     clash = f"jupyterhub_port ({taken}), model_serving_port ({taken})"
@@ -149,8 +127,8 @@ def test_the_hub_on_the_model_servers_port_fails_in_preflight_creating_nothing(p
 
 
 def test_phase1_then_jupyterhub_from_nothing(platform):
-    assert_ok(run(platform, "phase1.yml", timed="phase1"), "phase1.yml")
-    result = run(platform, "phase2.yml", "--tags", TAGS, timed="phase2 postgresql,mlflow,jupyterhub (first)")
+    assert_ok(platform.run("phase1.yml", timed="phase1"), "phase1.yml")
+    result = platform.run("phase2.yml", "--tags", TAGS, timed="phase2 postgresql,mlflow,jupyterhub (first)")
     assert_ok(result, f"phase2.yml --tags {TAGS}")
     summary = " ".join(result.output.split())
     assert f"JupyterHub: {hub_url(platform)} (admins admin" in summary
@@ -262,20 +240,20 @@ def test_the_hubs_metrics_are_scraped(platform):
 
 # --- idempotence ---------------------------------------------------------------------------------
 def test_a_second_run_changes_nothing(platform):
-    result = run(platform, "phase2.yml", "--tags", TAGS, timed="phase2 (second, no change)")
+    result = platform.run("phase2.yml", "--tags", TAGS, timed="phase2 (second, no change)")
     assert_ok(result, "second phase2.yml")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
 def test_check_mode_changes_nothing(platform):
-    result = run(platform, "phase2.yml", "--tags", TAGS, "--check", "--diff", timed="phase2 (check mode)")
+    result = platform.run("phase2.yml", "--tags", TAGS, "--check", "--diff", timed="phase2 (check mode)")
     assert_ok(result, "phase2.yml --check --diff")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
 # --- onboarding ----------------------------------------------------------------------------------
 def test_the_onboarding_check_records_a_newcomers_path(platform):
-    result = run(platform, "onboard_user.yml", timed="onboard_user.yml")
+    result = platform.run("onboard_user.yml", timed="onboard_user.yml")
     assert_ok(result, "onboard_user.yml")
     record = json.loads((platform.home / "records" / "onboarding.json").read_text())
     assert record["user"] == "onboarding-check"
@@ -289,7 +267,7 @@ def test_the_onboarding_check_records_a_newcomers_path(platform):
     password = secret(platform, "jupyterhub-user-onboarding-check")["password"]
     assert login(platform, "onboarding-check", password)[0] == 302, "the newcomer keeps a working login"
 
-    again = run(platform, "onboard_user.yml", timed="onboard_user.yml (again)")
+    again = platform.run("onboard_user.yml", timed="onboard_user.yml (again)")
     assert_ok(again, "onboard_user.yml again")
     assert (
         json.loads((platform.home / "records" / "onboarding.json").read_text())["mlflow_run_id"]
@@ -299,13 +277,13 @@ def test_the_onboarding_check_records_a_newcomers_path(platform):
 
 
 def test_the_onboarding_check_never_reuses_someone_elses_account(platform):
-    result = run(platform, "onboard_user.yml", "-e", "onboard_user=kernel-test")
+    result = platform.run("onboard_user.yml", "-e", "onboard_user=kernel-test")
     assert result.rc != 0
     assert "user kernel-test exists already" in " ".join(result.output.split())
 
 
 def test_verify_reports_developer_onboarding(platform):
-    result = run(platform, "verify.yml", "-e", '{"verify_phases": [2], "verify_warn_only": true}')
+    result = platform.run("verify.yml", "-e", '{"verify_phases": [2], "verify_warn_only": true}')
     assert_ok(result, "verify.yml")
     report = json.loads((platform.home / "reports" / "success-metrics.json").read_text())
     onboarding = next(r for r in report["results"] if r["metric"] == "developer_onboarding")
@@ -332,7 +310,7 @@ def test_no_password_or_token_is_printed(platform):
 def test_teardown_keeps_the_notebooks_and_a_later_bring_up_lets_the_admin_in_again(platform):
     notebook = platform.home / "data/jupyterhub/users/kernel-test/keep.ipynb"
     notebook.write_text("{}")
-    result = run(platform, "teardown.yml", "--tags", "jupyterhub")
+    result = platform.run("teardown.yml", "--tags", "jupyterhub")
     assert_ok(result, "teardown.yml --tags jupyterhub")
     assert "set jupyterhub_delete_data=true to delete them" in " ".join(result.output.split())
     assert "jupyterhub" not in platform.ctl("status").stdout
@@ -342,14 +320,14 @@ def test_teardown_keeps_the_notebooks_and_a_later_bring_up_lets_the_admin_in_aga
     assert (platform.home / "jupyterhub" / "jupyterhub.sqlite").exists()
 
     wait_until(lambda: not _answers(hub_url(platform, "/hub/health")), timeout=30, what="the Hub to stop")
-    again = run(
-        platform, "phase2.yml", "--tags", "jupyterhub", timed="phase2 jupyterhub (after teardown, pip cache warm)"
+    again = platform.run(
+        "phase2.yml", "--tags", "jupyterhub", timed="phase2 jupyterhub (after teardown, pip cache warm)"
     )
     assert_ok(again, "phase2.yml after teardown")
     assert login(platform, "admin", secret(platform, "jupyterhub-user-admin")["password"])[0] == 302
     assert "kernel-test" in {u["name"] for u in api(platform, "/users")}, "the accounts were kept"
 
-    gone = run(platform, "teardown.yml", "--tags", "jupyterhub", "-e", "jupyterhub_delete_data=true")
+    gone = platform.run("teardown.yml", "--tags", "jupyterhub", "-e", "jupyterhub_delete_data=true")
     assert_ok(gone, "teardown.yml with jupyterhub_delete_data")
     assert not (platform.home / "data/jupyterhub/users").exists() and not (platform.home / "jupyterhub").exists()
     assert not list((platform.home / "secrets").glob("jupyterhub*"))

@@ -10,19 +10,22 @@ is never printed; teardown keeps the data, and a later bring-up finds it again.
 
 import json
 import os
-import shutil
 import stat
 import subprocess
-import tempfile
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.platform.standalone import PHASE2_SERVICES, SERVICES, Platform, assert_ok, listening, runbook_block
+from tests.platform.standalone import (
+    PHASE2_SERVICES,
+    SERVICES,
+    assert_ok,
+    listening,
+    runbook_block,
+    traversable_platform,
+)
 from tests.support import ROOT, tool_env, wait_until
 
 pytestmark = pytest.mark.platform
@@ -55,20 +58,10 @@ print(json.dumps({"predictions": [int(p) for p in model.predict(features.iloc[[0
 
 @pytest.fixture(scope="module")
 def platform():
-    # PostgreSQL runs as the postgres user, which must reach its data directory: pytest's own
-    # temporary root is private to root, so this platform lives in a directory others can traverse.
-    base = Path(tempfile.mkdtemp(prefix="argoeks-phase2-"))
-    base.chmod(0o711)
-    platform = Platform(base)
     # The checkpoints before Phase 2 gate on Phase 1's health and are tested with verify.yml; this module
     # restarts services on purpose and tests MLflow, so it does not wait on them.
-    platform.vars["verify_checkpoints_skip"] = True
-    platform.vars_file.write_text(yaml.safe_dump(platform.vars))
-    platform.outputs = []
-    platform.timings = {}
-    yield platform
-    platform.stop_everything()
-    shutil.rmtree(base, ignore_errors=True)
+    with traversable_platform("argoeks-phase2-", verify_checkpoints_skip=True) as platform:
+        yield platform
 
 
 def run(platform, playbook_name, *args, timed=None):
@@ -76,13 +69,7 @@ def run(platform, playbook_name, *args, timed=None):
     # limited to the roles of Week 3, as `--tags postgresql,mlflow` does for a user.
     if playbook_name == "phase2.yml":
         args = ("--tags", "postgresql,mlflow", *args)
-    start = time.monotonic()
-    result = platform.run(playbook_name, *args)
-    if timed:
-        platform.timings[timed] = round(time.monotonic() - start, 1)
-        print(f"{timed}: {platform.timings[timed]} s")
-    platform.outputs.append(result.output)
-    return result
+    return platform.run(playbook_name, *args, timed=timed)
 
 
 def mlflow_url(platform, path=""):
@@ -378,4 +365,3 @@ def test_teardown_with_delete_data_removes_everything(platform):
     )
     assert_ok(result, "teardown.yml deleting data")
     assert not platform.home.exists()
-    print("timings:", json.dumps(platform.timings))

@@ -13,18 +13,14 @@ specs, keeps the run outputs unless asked.
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
-import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.platform.standalone import Platform, assert_ok
+from tests.platform.standalone import assert_ok, traversable_platform
 from tests.support import ROOT
 
 pytestmark = pytest.mark.platform
@@ -36,24 +32,8 @@ MODEL = "iris-classifier"
 
 @pytest.fixture(scope="module")
 def platform():
-    # PostgreSQL runs as the postgres user, which must reach its data directory: pytest's own
-    # temporary root is private to root, so this platform lives in a directory others can traverse.
-    base = Path(tempfile.mkdtemp(prefix="argoeks-pipelines-"))
-    base.chmod(0o711)
-    platform = Platform(base)
-    platform.timings = {}
-    yield platform
-    platform.stop_everything()
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def run(platform, playbook_name, *args, timed=None):
-    start = time.monotonic()
-    result = platform.run(playbook_name, *args)
-    if timed:
-        platform.timings[timed] = round(time.monotonic() - start, 1)
-        print(f"{timed}: {platform.timings[timed]} s")
-    return result
+    with traversable_platform("argoeks-pipelines-") as platform:
+        yield platform
 
 
 def one_line(result):
@@ -95,7 +75,7 @@ def champion(platform):
 
 def run_pipeline(platform, *args):
     """run_pipeline.yml; the pipeline run's id as its summary prints it."""
-    result = run(platform, "run_pipeline.yml", *args, timed=f"run_pipeline.yml {' '.join(args)}".strip())
+    result = platform.run("run_pipeline.yml", *args, timed=f"run_pipeline.yml {' '.join(args)}".strip())
     assert_ok(result, "run_pipeline.yml")
     found = re.search(r"pipeline run: (\S+) \(iris_pipeline\)", one_line(result))
     assert found, result.tail()
@@ -117,15 +97,15 @@ def tags_of(entity):
 
 
 def test_a_bad_bucket_name_fails_in_preflight_creating_nothing(platform):
-    result = run(platform, "phase2.yml", *TAGS, "-e", "kubeflow_pipelines_bucket_name=Pipelines_Bucket")
+    result = platform.run("phase2.yml", *TAGS, "-e", "kubeflow_pipelines_bucket_name=Pipelines_Bucket")
     assert result.rc != 0
     assert "kubeflow_pipelines_bucket_name: 'Pipelines_Bucket'" in one_line(result), result.tail()
     assert not platform.home.exists()
 
 
 def test_phase1_then_phase2_install_the_sdk_and_compile_the_example(platform):
-    assert_ok(run(platform, "phase1.yml", timed="phase1 from nothing"), "phase1.yml")
-    result = run(platform, "phase2.yml", *TAGS, timed="phase2 (postgresql, mlflow, kubeflow_pipelines) from nothing")
+    assert_ok(platform.run("phase1.yml", timed="phase1 from nothing"), "phase1.yml")
+    result = platform.run("phase2.yml", *TAGS, timed="phase2 (postgresql, mlflow, kubeflow_pipelines) from nothing")
     assert_ok(result, "phase2.yml")
     assert "pipelines: ansible-playbook run_pipeline.yml" in one_line(result)
     version = subprocess.run(
@@ -257,7 +237,7 @@ def test_a_run_below_the_accuracy_bar_registers_but_does_not_promote(platform):
 
 
 def test_an_unknown_parameter_fails_naming_it(platform):
-    result = run(platform, "run_pipeline.yml", "-e", '{"pipeline_params": {"n_trees": 5}}')
+    result = platform.run("run_pipeline.yml", "-e", '{"pipeline_params": {"n_trees": 5}}')
     assert result.rc != 0
     assert "unknown pipeline parameter(s) n_trees" in one_line(result), result.tail()
 
@@ -266,19 +246,19 @@ def test_an_unknown_parameter_fails_naming_it(platform):
 
 
 def test_a_second_run_changes_nothing(platform):
-    result = run(platform, "phase2.yml", *TAGS, timed="phase2 (postgresql, mlflow, kubeflow_pipelines) again")
+    result = platform.run("phase2.yml", *TAGS, timed="phase2 (postgresql, mlflow, kubeflow_pipelines) again")
     assert_ok(result, "second phase2.yml")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
 def test_check_mode_changes_nothing(platform):
-    result = run(platform, "phase2.yml", *TAGS, "--check", "--diff")
+    result = platform.run("phase2.yml", *TAGS, "--check", "--diff")
     assert_ok(result, "phase2.yml --check --diff")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
 def test_teardown_removes_the_sdk_and_keeps_the_run_outputs(platform):
-    result = run(platform, "teardown.yml", "--tags", "kubeflow_pipelines")
+    result = platform.run("teardown.yml", "--tags", "kubeflow_pipelines")
     assert_ok(result, "teardown.yml --tags kubeflow_pipelines")
     assert "set kubeflow_pipelines_delete_data=true to delete them" in one_line(result)
     assert not (platform.home / "venvs/kfp").exists()
@@ -286,6 +266,6 @@ def test_teardown_removes_the_sdk_and_keeps_the_run_outputs(platform):
     assert (platform.home / "kfp/runs").is_dir()
     assert champion(platform)["version"] == platform.first_version, "MLflow keeps the runs and the registry"
 
-    again = run(platform, "teardown.yml", "--tags", "kubeflow_pipelines", "-e", "kubeflow_pipelines_delete_data=true")
+    again = platform.run("teardown.yml", "--tags", "kubeflow_pipelines", "-e", "kubeflow_pipelines_delete_data=true")
     assert_ok(again, "teardown.yml -e kubeflow_pipelines_delete_data=true")
     assert not (platform.home / "kfp").exists()

@@ -14,16 +14,13 @@ S3 location into an InferenceService that validates against KServe's CRD schema;
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
@@ -33,9 +30,9 @@ from tests.platform.standalone import (
     PHASE2_SERVICES,
     SERVICES,
     SERVING_SERVICES,
-    Platform,
     assert_ok,
     listening,
+    traversable_platform,
 )
 from tests.support import ROOT, VENV_BIN, wait_until
 
@@ -59,28 +56,12 @@ PAYLOAD = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 @pytest.fixture(scope="module")
 def platform():
-    # PostgreSQL runs as the postgres user, which must reach its data directory: pytest's own
-    # temporary root is private to root, so this platform lives in a directory others can traverse.
-    base = Path(tempfile.mkdtemp(prefix="argoeks-serving-"))
-    base.chmod(0o711)
-    platform = Platform(base)
-    platform.timings = {}
-    yield platform
-    platform.stop_everything()
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def run(platform, playbook_name, *args, timed=None):
-    start = time.monotonic()
-    result = platform.run(playbook_name, *args)
-    if timed:
-        platform.timings[timed] = round(time.monotonic() - start, 1)
-        print(f"{timed}: {platform.timings[timed]} s")
-    return result
+    with traversable_platform("argoeks-serving-") as platform:
+        yield platform
 
 
 def deploy(platform, *args, timed=None):
-    return run(platform, "deploy_model.yml", *args, timed=timed)
+    return platform.run("deploy_model.yml", *args, timed=timed)
 
 
 def endpoint(platform, model=MODEL):
@@ -155,7 +136,7 @@ def one_line(result):
 
 
 def verify(platform, *args):
-    result = run(platform, "verify.yml", "-e", '{"verify_phases": [2]}', *args)
+    result = platform.run("verify.yml", "-e", '{"verify_phases": [2]}', *args)
     report = json.loads((platform.home / "reports/success-metrics.json").read_text())
     return result, {r["metric"]: r for r in report["results"]}
 
@@ -164,7 +145,7 @@ def verify(platform, *args):
 
 
 def test_site_yml_brings_the_whole_platform_up_from_nothing(platform):
-    result = run(platform, "site.yml", timed="site.yml (Phase 1 and all of Phase 2) from nothing")
+    result = platform.run("site.yml", timed="site.yml (Phase 1 and all of Phase 2) from nothing")
     assert_ok(result, "site.yml")
     output = one_line(result)
     assert "no model deployed yet" in output
@@ -255,7 +236,7 @@ def test_prometheus_scrapes_the_model_server(platform):
 def test_second_runs_change_nothing(platform):
     pid = platform.ctl("pid", "model-server").stdout.strip()
     before = record(platform)
-    result = run(platform, "site.yml", timed="site.yml rerun")
+    result = platform.run("site.yml", timed="site.yml rerun")
     assert_ok(result, "second site.yml")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
     result = deploy(platform, "-e", f"model_name={MODEL}", "-e", "model_alias=champion", timed="deploy rerun")
@@ -268,7 +249,7 @@ def test_second_runs_change_nothing(platform):
 
 def test_check_mode_changes_nothing(platform):
     for playbook_name, args in (("site.yml", []), ("deploy_model.yml", ["-e", f"model_name={MODEL}"])):
-        result = run(platform, playbook_name, *args, "--check", "--diff")
+        result = platform.run(playbook_name, *args, "--check", "--diff")
         assert_ok(result, f"{playbook_name} --check --diff")
         assert result.changed == 0, f"{playbook_name} changed tasks: {result.changed_tasks()}"
 
@@ -410,9 +391,9 @@ def test_load_benchmark_runs(platform):
 
 def test_verify_reports_every_phase1_and_phase2_metric_with_a_measured_value(platform):
     """The roadmap's success metrics of Phases 1-2 on the whole platform, after a scripted onboarding."""
-    onboarded = run(platform, "onboard_user.yml", timed="onboard_user.yml")
+    onboarded = platform.run("onboard_user.yml", timed="onboard_user.yml")
     assert_ok(onboarded, "onboard_user.yml")
-    result = run(platform, "verify.yml", timed="verify.yml")
+    result = platform.run("verify.yml", timed="verify.yml")
     assert_ok(result, "verify.yml")
     report = json.loads((platform.home / "reports/success-metrics.json").read_text())
     measured = {r["metric"]: r for r in report["results"] if r["phase"] in (1, 2)}
@@ -435,7 +416,7 @@ def test_verify_reports_every_phase1_and_phase2_metric_with_a_measured_value(pla
     assert measured["developer_onboarding"]["source"].startswith("onboarding record of ")
     assert 0 < measured["developer_onboarding"]["value"] < 1, "onboarding is measured in hours"
     assert f":{platform.vars['mlflow_port']}" in measured["time_to_train"]["source"]
-    again = run(platform, "verify.yml")
+    again = platform.run("verify.yml")
     assert_ok(again, "second verify.yml")
     assert again.changed == 0, f"changed tasks: {again.changed_tasks()}"
 
@@ -482,7 +463,7 @@ def test_verify_fails_while_the_model_server_is_stopped_and_passes_once_it_runs(
         assert "the model endpoint does not answer" in one_line(result)
         # The user's repair is a rerun: the gate before Phase 2 counts Phase 1's services only, so the
         # stopped model server does not block the run that starts it again.
-        repaired = run(platform, "phase2.yml", *TAGS)
+        repaired = platform.run("phase2.yml", *TAGS)
         assert_ok(repaired, "phase2.yml with the model server stopped")
         gate = re.search(r"TASK \[verify : Gate Phase 2\] \**\n(\w+):", repaired.output)
         assert gate and gate.group(1) == "ok", "the checkpoints before Phase 2 were not checked and met"
@@ -577,8 +558,7 @@ def test_eks_render_resolves_the_registered_version_into_a_valid_inference_servi
 
 
 def test_teardown_removes_the_model_server(platform):
-    result = run(
-        platform,
+    result = platform.run(
         "teardown.yml",
         "-e",
         "state_backend_force_destroy=true mlflow_delete_data=true postgresql_delete_data=true"
@@ -590,4 +570,3 @@ def test_teardown_removes_the_model_server(platform):
     for port in ("model_serving_port", "mlflow_port", "feast_server_port", "jupyterhub_port", "postgresql_port"):
         assert not listening(platform.vars[port]), f"{port} still answers after teardown"
     assert not platform.home.exists()
-    print("timings:", json.dumps(platform.timings))
