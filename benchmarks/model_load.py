@@ -10,21 +10,35 @@ arrived (closed loop), so throughput is what the server sustains at that concurr
 by the client, from sending the request to reading the whole answer. The roadmap's target is P99 < 100 ms;
 the clients run on the same host and share its CPUs with the server, so on a small host the numbers are
 a pessimistic bound. Exit status 1 when any request failed.
+
+In the same run it measures a baseline: a bare KServe custom model (benchmarks/bare_kserve_model.py) serving
+the same model files from the same virtualenv, found through the standalone platform's home (the version
+the server reports in model-serving/status.json). Both get 1 client and then --clients, alternately, and a
+one-line comparison per concurrency shows the ratio, which stays meaningful on a busy machine where the
+absolute numbers do not. --baseline off skips it; --baseline on fails when it cannot be started.
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import math
+import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 DEFAULT_URL = "http://127.0.0.1:8080/v1/models/iris-classifier:predict"
 DEFAULT_PAYLOAD = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+DEFAULT_PLATFORM_HOME = "/var/lib/argoeks"
+BASELINE_SERVER = Path(__file__).resolve().parent / "bare_kserve_model.py"
 
 
 def percentile(values, q):
@@ -135,6 +149,86 @@ class LoadTest:
         return result
 
 
+class BaselineUnavailable(Exception):
+    """The bare KServe baseline cannot run here (named reason)."""
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def bare_kserve(platform_home, timeout=180):
+    """The bare KServe model for what the platform serves now: yields its prediction URL."""
+    home = Path(platform_home)
+    python = home / "venvs/model-server/bin/python"
+    status_file = home / "model-serving/status.json"
+    if not python.exists() or not status_file.exists():
+        raise BaselineUnavailable(f"no standalone model server under {home} (set --platform-home)")
+    status = json.loads(status_file.read_text())
+    model_dir = home / "model-serving/models" / status["name"] / str(status["version"])
+    if not (model_dir / "MLmodel").exists():
+        raise BaselineUnavailable(f"{model_dir} holds no MLmodel file")
+    port = free_port()
+    command = [str(python), str(BASELINE_SERVER), "--model_dir", str(model_dir), "--model_name", status["name"]]
+    ready = f"http://127.0.0.1:{port}/v1/models/{status['name']}"
+    with tempfile.TemporaryFile() as log:
+        # The platform's own interpreter and this directory's script: no untrusted input.
+        server = subprocess.Popen([*command, "--http_port", str(port)], stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if server.poll() is not None:
+                    log.seek(0)
+                    raise BaselineUnavailable(f"the bare KServe model exited: {log.read().decode()[-500:]}")
+                with contextlib.suppress(OSError), urllib.request.urlopen(ready, timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise BaselineUnavailable(f"the bare KServe model did not answer {ready} within {timeout} s")
+                time.sleep(0.5)
+            yield f"{ready}:predict"
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def measure(url, payload, clients, duration, warmup):
+    test = LoadTest(url, payload, clients=clients)
+    if warmup > 0:
+        test.run(warmup)
+    return test.run(duration).summary()
+
+
+def comparison(ours, bare):
+    """One line: the endpoint against the bare KServe model at the same concurrency."""
+    p99 = ours["p99_ms"] / bare["p99_ms"] if bare["p99_ms"] else math.nan
+    rps = ours["throughput_rps"] / bare["throughput_rps"] if bare["throughput_rps"] else math.nan
+    return (
+        f"{ours['clients']} client(s): p99 {ours['p99_ms']} ms vs bare KServe {bare['p99_ms']} ms ({p99:.2f}x), "
+        f"throughput {ours['throughput_rps']} vs {bare['throughput_rps']} req/s ({rps:.2f}x)"
+    )
+
+
+def print_summary(url, summary):
+    print(f"endpoint:    {url}")
+    print(f"load:        {summary['clients']} clients for {summary['seconds']} s")
+    print(f"requests:    {summary['requests']} ({summary['failed']} failed)")
+    print(f"throughput:  {summary['throughput_rps']} requests/s")
+    print(
+        f"latency:     p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, "
+        f"p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms"
+    )
+    print(f"statuses:    {summary['statuses']}  versions: {summary['versions']}")
+    if summary["errors"]:
+        print(f"errors:      {summary['errors']}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default=DEFAULT_URL, help=f"prediction URL (default {DEFAULT_URL})")
@@ -142,30 +236,62 @@ def main(argv=None):
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load (default 30)")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds of unmeasured load first (default 2)")
+    parser.add_argument(
+        "--baseline",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="also measure a bare KServe model of the same files: auto (when found), on (required), off",
+    )
+    parser.add_argument(
+        "--platform-home",
+        default=DEFAULT_PLATFORM_HOME,
+        help=f"standalone platform home (default {DEFAULT_PLATFORM_HOME})",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.duration <= 0:
         parser.error("--clients must be at least 1 and --duration positive")
+    payload = json.loads(args.payload)
+    concurrencies = [args.clients]
 
-    test = LoadTest(args.url, json.loads(args.payload), clients=args.clients)
-    if args.warmup > 0:
-        test.run(args.warmup)
-    summary = test.run(args.duration).summary()
+    results = {"baseline": None}
+    with contextlib.ExitStack() as stack:
+        bare_url = None
+        if args.baseline != "off":
+            try:
+                bare_url = stack.enter_context(bare_kserve(args.platform_home))
+            except BaselineUnavailable as reason:
+                if args.baseline == "on":
+                    parser.exit(2, f"model_load.py: error: baseline unavailable: {reason}\n")
+                results["baseline"] = {"skipped": str(reason)}
+        if bare_url:
+            concurrencies = sorted({1, args.clients})
+            results["baseline"] = {}
+        for clients in concurrencies:
+            results[clients] = measure(args.url, payload, clients, args.duration, args.warmup)
+            if bare_url:
+                results["baseline"][clients] = measure(bare_url, payload, clients, args.duration, args.warmup)
+
+    summary = results[args.clients]
     if args.json:
-        print(json.dumps(summary))
+        output = dict(summary)
+        if bare_url:
+            output["baseline"] = {
+                str(clients): {"bare": results["baseline"][clients], "ours": results[clients]}
+                for clients in concurrencies
+            }
+        else:
+            output["baseline"] = results["baseline"]
+        print(json.dumps(output))
     else:
-        print(f"endpoint:    {args.url}")
-        print(f"load:        {summary['clients']} clients for {summary['seconds']} s")
-        print(f"requests:    {summary['requests']} ({summary['failed']} failed)")
-        print(f"throughput:  {summary['throughput_rps']} requests/s")
-        print(
-            f"latency:     p50 {summary['p50_ms']} ms, p95 {summary['p95_ms']} ms, "
-            f"p99 {summary['p99_ms']} ms, max {summary['max_ms']} ms"
-        )
-        print(f"statuses:    {summary['statuses']}  versions: {summary['versions']}")
-        if summary["errors"]:
-            print(f"errors:      {summary['errors']}")
-    return 1 if summary["failed"] or not summary["requests"] else 0
+        print_summary(args.url, summary)
+        if bare_url:
+            for clients in concurrencies:
+                print(f"baseline:    {comparison(results[clients], results['baseline'][clients])}")
+        elif results["baseline"]:
+            print(f"baseline:    skipped: {results['baseline']['skipped']}")
+    failed = any(results[clients]["failed"] or not results[clients]["requests"] for clients in concurrencies)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ One platform for the module (own home and ports), brought up from nothing by sit
 runs: Phase 1, then every Phase 2 role), which a second run and check mode leave unchanged; a deploy before any
 model is registered fails naming it; the example training registers
 iris-classifier@champion and deploy_model.yml serves it; curl gets a prediction on the KServe V1 protocol;
+the forest fast path answers exactly as the model's own predict, and only where it does;
 Prometheus scrapes the server; reruns and check mode change nothing; a missing alias, model or version fails
 naming it while the endpoint keeps answering with the old version; a new champion is rolled out under load
 without a failed request; the load benchmark runs; verify.yml measures inference P99 and time to deploy,
@@ -206,6 +207,71 @@ def test_curl_gets_a_prediction_on_the_v1_protocol(platform):
     assert (status, body["predictions"], version) == (200, [0, 1, 2], str(platform.first["version"]))
     status, body, _ = predict(platform, {"instances": [[1.0, 2.0]]})
     assert status == 400 and "needs 4 values" in body.get("error", ""), body
+
+
+# Rows around the iris forest's split thresholds and far outside them, as a client might send.
+def probe_rows(count=400, seed=7):
+    import random
+
+    rng = random.Random(seed)  # noqa: S311 - test inputs, not a secret
+    return [[round(rng.uniform(-1.0, 9.0), rng.choice((1, 2, 6))) for _ in range(4)] for _ in range(count)]
+
+
+def test_the_forest_path_answers_exactly_as_the_model_itself(platform):
+    """The server predicts the forest without scikit-learn's per-tree dispatch: same answers, checked here."""
+    log = (platform.home / "logs" / "model-server.log").read_text()
+    assert "forest path on: verified equal to predict" in log, log[-2000:]
+    rows = probe_rows()
+    status, body, _ = predict(platform, {"instances": rows})
+    assert status == 200, body
+    # The model's own predict (scikit-learn's, through MLflow) on the same rows, in the server's virtualenv.
+    version = json.loads((platform.home / "model-serving/status.json").read_text())["version"]
+    model_dir = platform.home / "model-serving/models" / MODEL / str(version)
+    script = (
+        "import json, sys, pandas, mlflow.pyfunc; m = mlflow.pyfunc.load_model(sys.argv[1]);"
+        "cols = m.metadata.get_input_schema().input_names();"
+        "print(json.dumps(m.predict(pandas.DataFrame(json.load(sys.stdin), columns=cols)).tolist()))"
+    )
+    own = subprocess.run(
+        [str(platform.home / "venvs/model-server/bin/python"), "-c", script, str(model_dir)],
+        input=json.dumps(rows),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = json.loads(own.stdout.strip().splitlines()[-1])
+    assert body["predictions"] == expected
+    assert len(set(expected)) == 3, "the probe rows should reach every class"
+    # Instances by column name answer the same; bad values fail naming the problem, as the pyfunc path did.
+    columns = ["sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"]
+    status, body, _ = predict(platform, {"instances": [dict(zip(columns, row, strict=True)) for row in rows[:20]]})
+    assert (status, body["predictions"]) == (200, expected[:20])
+    status, body, _ = predict(platform, {"instances": [{"sepal length (cm)": 5.1}]})
+    assert status == 400 and "missing columns" in body["error"] and "petal width (cm)" in body["error"], body
+    status, body, _ = predict(platform, {"instances": [["five", 3.5, 1.4, 0.2]]})
+    assert status == 400 and "could not convert string to float" in body["error"], body
+
+
+def test_the_server_picks_the_forest_path_only_where_it_answers_the_same(platform):
+    """Other forests and other model kinds, trained in the server's virtualenv: same answers on either path."""
+    proc = subprocess.run(
+        [
+            str(platform.home / "venvs/model-server/bin/python"),
+            str(ROOT / "tests/platform/model_server_paths.py"),
+            str(ROOT / "roles/model_serving/files"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kinds = {line["kind"]: line for line in map(json.loads, proc.stdout.strip().splitlines())}
+    assert all(kind["same"] for kind in kinds.values()), kinds
+    assert kinds["extra-trees classifier"]["forest"] and kinds["random-forest regressor"]["forest"], kinds
+    assert not kinds["gradient boosting"]["forest"] and not kinds["logistic regression"]["forest"], kinds
+    assert "not a single-output random/extra-trees forest" in kinds["logistic regression"]["reason"]
 
 
 def test_server_listens_on_loopback_only(platform):
