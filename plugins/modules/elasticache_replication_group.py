@@ -181,26 +181,21 @@ replication_group:
       type: dict
 """
 
-import contextlib
 import re
-import time
 
-with contextlib.suppress(ImportError):  # AnsibleAWSModule reports a missing botocore
-    import botocore
-
-from ansible_collections.amazon.aws.plugins.module_utils.botocore import is_boto3_error_code
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import (
     ansible_dict_to_boto3_tag_list,
     boto3_tag_list_to_ansible_dict,
-    compare_aws_tags,
 )
 
-from ansible_collections.argoeks.mlops.plugins.module_utils.aws import retry_decorator
+from ansible_collections.argoeks.mlops.plugins.module_utils.aws import GONE, AwsResource
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 WINDOW = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d-([01]?\d|2[0-3]):[0-5]\d$")
 POLL_SECONDS = 15
+# Statuses from which a replication group never becomes available on its own.
+FAILED_STATUSES = ("create-failed",)
 # Option -> (ModifyReplicationGroup argument) for what AWS changes in place.
 MUTABLE = {
     "description": "ReplicationGroupDescription",
@@ -247,32 +242,25 @@ def endpoint(value):
     return {"address": value["Address"], "port": value["Port"]} if value else {}
 
 
-class ReplicationGroup:
+class ReplicationGroup(AwsResource):
     def __init__(self, module):
-        self.module = module
-        self.params = module.params
         self.name = module.params["name"]
-        self.client = module.client("elasticache", retry_decorator=retry_decorator())
-        self.changed = False
+        super().__init__(module, "elasticache", f"replication group {self.name}")
+
+    def find(self):
+        """The group as AWS describes it, also while it is being deleted; None once it is gone."""
+        answer = self.describe_or_none(
+            "describe_replication_groups", "ReplicationGroupNotFoundFault", ReplicationGroupId=self.name
+        )
+        return ((answer or {}).get("ReplicationGroups") or [None])[0]
 
     def describe(self):
-        try:
-            groups = self.client.describe_replication_groups(aws_retry=True, ReplicationGroupId=self.name)[
-                "ReplicationGroups"
-            ]
-        except is_boto3_error_code("ReplicationGroupNotFoundFault"):
-            return None
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg=f"Failed to read replication group {self.name}")
-        group = groups[0] if groups else None
+        group = self.find()
         # A group being deleted is gone as far as this module is concerned.
         return None if group is None or group.get("Status") == "deleting" else group
 
     def tags(self, arn):
-        try:
-            tags = self.client.list_tags_for_resource(aws_retry=True, ResourceName=arn)["TagList"]
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            self.module.fail_json_aws(e, msg=f"Failed to read the tags of replication group {self.name}")
+        tags = self.read("list_tags_for_resource", "read the tags of", ResourceName=arn)["TagList"]
         return boto3_tag_list_to_ansible_dict(tags)
 
     def state(self, group):
@@ -317,15 +305,6 @@ class ReplicationGroup:
             "snapshot_window": params["snapshot_window"],
         }
         return {key: value for key, value in wanted.items() if value is not None}
-
-    def call(self, method, what, **kwargs):
-        self.changed = True
-        if self.module.check_mode:
-            return None
-        try:
-            return getattr(self.client, method)(aws_retry=True, **kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
-            self.module.fail_json_aws(e, msg=f"Failed to {what} replication group {self.name}")
 
     def create(self, wanted):
         params = self.params
@@ -382,54 +361,44 @@ class ReplicationGroup:
 
     def security_groups_differ(self):
         """The security groups live on the member clusters; compare with the primary's."""
-        try:
-            clusters = self.client.describe_cache_clusters(aws_retry=True, CacheClusterId=f"{self.name}-001")[
-                "CacheClusters"
-            ]
-        except is_boto3_error_code("CacheClusterNotFound"):
+        answer = self.describe_or_none(
+            "describe_cache_clusters", "CacheClusterNotFound", CacheClusterId=f"{self.name}-001"
+        )
+        if answer is None:
             return False  # nothing to compare with (the group's members are not listed)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
-            self.module.fail_json_aws(e, msg=f"Failed to read the members of replication group {self.name}")
-        current = sorted(g["SecurityGroupId"] for c in clusters for g in c.get("SecurityGroups") or [])
+        current = sorted(g["SecurityGroupId"] for c in answer["CacheClusters"] for g in c.get("SecurityGroups") or [])
         return current != sorted(self.params["security_group_ids"])
 
     def update_tags(self, current):
-        if self.params["tags"] is None or not current.get("arn"):
+        if not current.get("arn"):
             return
-        to_add, to_remove = compare_aws_tags(current.get("tags", {}), self.params["tags"], self.params["purge_tags"])
-        if to_remove:
-            self.call("remove_tags_from_resource", "untag", ResourceName=current["arn"], TagKeys=to_remove)
-        if to_add:
-            self.call(
-                "add_tags_to_resource", "tag", ResourceName=current["arn"], Tags=ansible_dict_to_boto3_tag_list(to_add)
-            )
-
-    def wait_gone(self):
-        deadline = time.monotonic() + self.params["wait_timeout"]
-        while time.monotonic() < deadline:
-            try:
-                self.client.describe_replication_groups(aws_retry=True, ReplicationGroupId=self.name)
-            except is_boto3_error_code("ReplicationGroupNotFoundFault"):
-                return
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:  # pylint: disable=duplicate-except
-                self.module.fail_json_aws(e, msg=f"Failed to read replication group {self.name}")
-            time.sleep(POLL_SECONDS)
-        self.module.fail_json(
-            msg=f"replication group {self.name} still exists after {self.params['wait_timeout']} seconds"
+        arn = current["arn"]
+        self.sync_tags(
+            current.get("tags", {}),
+            tag=lambda tags: self.call(
+                "add_tags_to_resource", "tag", ResourceName=arn, Tags=ansible_dict_to_boto3_tag_list(tags)
+            ),
+            untag=lambda keys: self.call("remove_tags_from_resource", "untag", ResourceName=arn, TagKeys=keys),
         )
 
+    def wait_gone(self):
+        self.wait(self.find, ready=(GONE,), status=lambda group: group.get("Status"), poll=POLL_SECONDS)
+
     def wait_available(self):
-        deadline = time.monotonic() + self.params["wait_timeout"]
-        while True:
-            group = self.describe()
-            if group is not None and group.get("Status") == "available":
-                return group
-            if time.monotonic() > deadline:
-                self.module.fail_json(
-                    msg=f"replication group {self.name} is {group.get('Status') if group else 'missing'} after "
-                    f"{self.params['wait_timeout']} seconds (wait_timeout)"
-                )
-            time.sleep(POLL_SECONDS)
+        """Wait for `available`; a group whose creation failed fails the module at once."""
+        return self.wait(
+            self.describe,
+            ready=("available",),
+            failed=FAILED_STATUSES,
+            status=lambda group: group.get("Status"),
+            reason=lambda group: (
+                "AWS could not create it (see its events: aws elasticache describe-events "
+                f"--source-type replication-group --source-identifier {self.name}); delete it with state: absent "
+                "and run again"
+            ),
+            extra=lambda group: {"replication_group": self.state(group)},
+            poll=POLL_SECONDS,
+        )
 
 
 def main():
@@ -466,7 +435,9 @@ def main():
 
     if module.params["state"] == "absent":
         if described is not None:
-            group.call("delete_replication_group", "delete", ReplicationGroupId=group.name)
+            group.delete_if_present(
+                "delete_replication_group", "ReplicationGroupNotFoundFault", ReplicationGroupId=group.name
+            )
             if module.params["wait"] and not module.check_mode:
                 group.wait_gone()
         module.exit_json(changed=group.changed, replication_group={}, diff={"before": before, "after": {}})

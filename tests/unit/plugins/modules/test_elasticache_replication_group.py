@@ -167,3 +167,27 @@ def test_security_groups_are_compared_with_the_primary_cluster(stub_aws, run_mod
     result = run_module(module, dict(ARGS, wait=False))
     assert result["changed"] is True
     stubber.assert_no_pending_responses()
+
+
+def test_a_group_whose_creation_failed_fails_at_once_naming_the_status(stub_aws, run_module):
+    """AWS answers create-failed: the module stops polling and says so, instead of waiting out wait_timeout."""
+    stubber = stub_aws("elasticache")
+    stubber.add_client_error(
+        "describe_replication_groups",
+        "ReplicationGroupNotFoundFault",
+        http_status_code=404,
+        expected_params={"ReplicationGroupId": NAME},
+    )
+    stubber.add_response("create_replication_group", {"ReplicationGroup": {"ReplicationGroupId": NAME}})
+    failed_group = {"ReplicationGroupId": NAME, "Status": "create-failed", "MemberClusters": []}
+    # One answer only: a second poll would hit the Stubber with nothing queued.
+    stubber.add_response(
+        "describe_replication_groups", {"ReplicationGroups": [failed_group]}, {"ReplicationGroupId": NAME}
+    )
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(module, dict(ARGS, wait_timeout=1800))
+    msg = failed.value.result["msg"]
+    assert msg.startswith(f"replication group {NAME} is create-failed instead of available: AWS could not create it")
+    assert "describe-events" in msg
+    assert failed.value.result["replication_group"]["status"] == "create-failed"
+    stubber.assert_no_pending_responses()
