@@ -28,3 +28,21 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(items):
     rank = {path: position for position, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(LONGEST_FIRST)))
+
+
+# Seconds per test module (set-up, calls and teardown), printed at the end of the run.
+MODULE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    module = report.nodeid.split("::")[0]
+    MODULE_SECONDS[module] = MODULE_SECONDS.get(module, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not MODULE_SECONDS:
+        return
+    terminalreporter.section("seconds per test module")
+    for module, seconds in sorted(MODULE_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f}  {module}")
+    terminalreporter.write_line(f"{sum(MODULE_SECONDS.values()):8.1f}  (all modules, summed over the workers)")
