@@ -263,3 +263,14 @@ def test_rendered_values_network_policy_is_a_valid_egress_rule(rendered: dict[st
     (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy))
     _, problems = validate_manifests.validate(tmp_path, "1.32")
     assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def test_user_pods_pass_the_namespaces_baseline_pod_security(rendered: dict[str, Any]) -> None:
+    """zero-to-jupyterhub blocks the metadata server by default with an init container that runs iptables as
+    privileged with NET_ADMIN, which `baseline` refuses; the values turn it off and let the chart's
+    NetworkPolicy block the address instead."""
+    values = yaml.safe_load((rendered["out"] / "values" / "jupyterhub.yaml").read_text())
+    single = values["singleuser"]
+    assert single["cloudMetadata"]["blockWithIptables"] is False
+    assert single["networkPolicy"]["enabled"] is True
+    assert single["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False

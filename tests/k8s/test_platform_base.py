@@ -43,7 +43,11 @@ def test_platform_base_applies_idempotently_and_checks_clean(cluster, phase1):
 
     namespaces = {n["metadata"]["name"]: n for n in get(cluster, "namespaces")["items"]}
     for name in NAMESPACES:
-        assert namespaces[name]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+        level = "privileged" if name == "monitoring" else "baseline"  # node exporter and promtail read the node
+        assert namespaces[name]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == level
+    storage = get(cluster, "storageclass", "gp3")
+    assert storage["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert (storage["provisioner"], storage["parameters"]["encrypted"]) == ("ebs.csi.aws.com", "true")
     policies = {p["metadata"]["name"] for p in get(cluster, "networkpolicies", "-n", "mlflow")["items"]}
     assert policies == {"default-deny-all", "allow-dns", "allow-same-namespace", "allow-monitoring-scrape"}
     deny = get(cluster, "networkpolicy", "default-deny-all", "-n", "rag")["spec"]
@@ -87,6 +91,7 @@ def test_teardown_removes_the_platform_base(cluster, phase1):
     assert down.rc == 0, down.tail()
     left = {n["metadata"]["name"] for n in get(cluster, "namespaces")["items"]}
     assert left.isdisjoint(NAMESPACES)
+    assert "gp3" not in {c["metadata"]["name"] for c in get(cluster, "storageclasses")["items"]}
 
 
 def test_invalid_namespace_is_rejected_before_any_change(cluster, phase1):

@@ -18,6 +18,8 @@ from tests.support import ROOT, VENV_BIN, playbook
 sys.path.insert(0, str(ROOT / "tools"))
 import validate_manifests
 
+from tests.k8s import cluster_rules
+
 DATA = Path(__file__).parent / "data"
 CHECKOV = VENV_BIN.parent / "tools" / "checkov" / "bin" / "checkov"
 ACCEPTED = yaml.safe_load((Path(__file__).parent / "checkov-accepted.yml").read_text()) or []
@@ -50,6 +52,69 @@ def test_rendered_manifests_pass_strict_schemas(rendered):
     objects, problems = validate_manifests.validate(out, str(version))
     assert len(objects) > 0
     assert problems == [], "\n".join(str(p) for p in problems)
+
+
+def rendered_objects(out):
+    return [o for path in sorted(out.glob("*.yaml")) for o in yaml.safe_load_all(path.read_text()) if o]
+
+
+def test_the_cluster_gets_one_encrypted_gp3_default_storage_class(rendered):
+    """EKS 1.30 and later have no default StorageClass: a claim that names none would stay Pending."""
+    _, out = rendered
+    classes = [o for o in rendered_objects(out) if o["kind"] == "StorageClass"]
+    defaults = [
+        c
+        for c in classes
+        if c["metadata"].get("annotations", {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    ]
+    assert len(defaults) == 1, classes
+    (default,) = defaults
+    assert default["provisioner"] == "ebs.csi.aws.com"
+    assert default["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert default["volumeBindingMode"] == "WaitForFirstConsumer"
+    # The provisioner is there: the EBS CSI driver is one of the cluster's add-ons.
+    addons = yaml.safe_load((ROOT / "roles/eks_cluster/defaults/main.yml").read_text())["eks_cluster_addons"]
+    assert "aws-ebs-csi-driver" in {a["name"] for a in addons}
+
+
+def test_each_namespace_enforces_a_pod_security_level_its_workloads_pass(rendered):
+    _, out = rendered
+    levels = cluster_rules.enforced_levels(rendered_objects(out))
+    charts = [o for o in yaml.safe_load_all((DATA / "chart-daemonsets.yaml").read_text()) if o]
+    refused = {
+        name: cluster_rules.pod_security_violations(spec, levels[namespace])
+        for namespace, name, spec in cluster_rules.pod_specs(charts)
+    }
+    assert refused == {name: [] for name in refused}, refused
+    # Only the namespace whose DaemonSets read the node is loosened.
+    assert {ns: level for ns, level in levels.items() if level != "baseline"} == {"monitoring": "privileged"}
+
+
+def test_pod_security_rules_refuse_what_their_level_forbids():
+    privileged = next(yaml.safe_load_all((DATA / "privileged.yaml").read_text()))
+    ((_, _, spec),) = cluster_rules.pod_specs([privileged])
+    assert cluster_rules.pod_security_violations(spec, "baseline") == ["bad: privileged"]
+    assert cluster_rules.pod_security_violations(spec, "privileged") == []
+    charts = [o for o in yaml.safe_load_all((DATA / "chart-daemonsets.yaml").read_text()) if o]
+    node_exporter = next(cluster_rules.pod_specs(charts))[2]
+    assert cluster_rules.pod_security_violations(node_exporter, "baseline") == [
+        "hostNetwork: true", "hostPID: true", "hostPath volume proc", "hostPath volume sys", "hostPath volume root",
+        "node-exporter: hostPort 9100",
+    ]  # fmt: skip
+    restricted = {
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [
+            {"name": "app", "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}}
+        ],
+        "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+    }
+    assert cluster_rules.pod_security_violations(restricted, "restricted") == []
+    restricted["containers"][0]["securityContext"]["capabilities"] = {"add": ["NET_ADMIN"]}
+    assert cluster_rules.pod_security_violations(restricted, "restricted") == [
+        "app: adds capabilities ['NET_ADMIN']",
+        "app: does not drop ALL capabilities",
+        "app: adds capabilities other than NET_BIND_SERVICE",
+    ]
 
 
 def scan(directory):

@@ -21,6 +21,8 @@ from tests.support import ROOT, free_ports, playbook, tool_env, wait_until
 sys.path.insert(0, str(ROOT / "tools"))
 import validate_manifests
 
+from tests.k8s import cluster_rules
+
 pytestmark = pytest.mark.platform
 
 EMULATOR = ROOT / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
@@ -113,6 +115,34 @@ def test_rendered_network_policies_pass_strict_validation(dev):
     assert problems == [], "\n".join(str(p) for p in problems)
     names = {o["metadata"]["name"] for _, _, o in objects if o["metadata"].get("namespace") == "kserve"}
     assert {"model-serving-ingress", "model-serving-egress"} <= names
+
+
+API_SERVER = "10.0.1.25"  # an EKS control-plane address: a cross-account ENI in the cluster's subnets
+KSERVE_CONTROLLER = {"control-plane": "kserve-controller-manager", "controller-tools.k8s.io": "1.0"}
+PREDICTOR = {"serving.kserve.io/inferenceservice": "iris-classifier", "app": "isvc.iris-classifier-predictor"}
+
+
+def test_kserve_controller_reaches_the_api_server_and_its_webhook_is_reached_behind_default_deny(dev):
+    policies = [
+        o
+        for name in ("platform-base.yaml", "model-serving.yaml")
+        for o in yaml.safe_load_all((dev.rendered / name).read_text())
+        if o and o["kind"] == "NetworkPolicy"
+    ]
+    allows = cluster_rules.allows
+    assert allows(policies, "kserve", KSERVE_CONTROLLER, "Egress", API_SERVER, 443), "controller -> API server"
+    assert allows(policies, "kserve", KSERVE_CONTROLLER, "Ingress", API_SERVER, 9443), "API server -> webhook"
+    # Exactly these: other pods of the namespace get neither, and the controller nothing more.
+    assert not allows(policies, "kserve", {"app": "other"}, "Egress", API_SERVER, 443)
+    assert not allows(policies, "kserve", {"app": "other"}, "Ingress", API_SERVER, 9443)
+    assert not allows(policies, "kserve", KSERVE_CONTROLLER, "Egress", API_SERVER, 5432)
+    # Predictors: clients of the platform's namespaces in on 8080, S3 out on 443, nothing from elsewhere.
+    jupyter = ("jupyter", {"kubernetes.io/metadata.name": "jupyter", "app.kubernetes.io/part-of": "argoeks"}, {})
+    assert allows(policies, "kserve", PREDICTOR, "Ingress", jupyter, 8080)
+    assert not allows(
+        policies, "kserve", PREDICTOR, "Ingress", ("default", {"kubernetes.io/metadata.name": "default"}, {}), 8080
+    )
+    assert allows(policies, "kserve", PREDICTOR, "Egress", "52.216.0.10", 443)
 
 
 def test_model_serving_again_changes_nothing(dev):
