@@ -250,6 +250,41 @@ def alert_receivers(value, check):
     return email_list(value, check)
 
 
+LOOPBACK_HOSTS = ("localhost", "127.", "::1", "[::1]")
+
+
+def smtp_relay(value, check):
+    """A mail relay as host:port; with `enabled` (email receivers on eks) not a loopback address, which inside
+    the Alertmanager pod is the pod itself, where no mail server listens."""
+    host, _, port_text = str(value).rpartition(":")
+    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        return f"{value!r} is not host:port (accepted: your mail relay, e.g. email-smtp.us-east-1.amazonaws.com:587)"
+    if _truthy(check.get("enabled", False)) and host.lower().startswith(LOOPBACK_HOSTS):
+        return (
+            f"{value!r} is the Alertmanager pod itself on eks, where no mail server listens, so alert mail is never "
+            "sent (accepted: your mail relay as host:port, e.g. email-smtp.us-east-1.amazonaws.com:587)"
+        )
+    return None
+
+
+def restricted_cidrs(value, check):
+    """CIDRs allowed to reach a public endpoint; with `enabled` (the endpoint is public) none may be the whole
+    internet."""
+    if not isinstance(value, list) or not value:
+        return "is not a non-empty list of CIDRs (accepted: your networks, e.g. [203.0.113.0/24])"
+    for item in value:
+        try:
+            network = ipaddress.ip_network(str(item), strict=False)
+        except ValueError:
+            return f"{item!r} is not a CIDR (accepted: your networks, e.g. [203.0.113.0/24])"
+        if _truthy(check.get("enabled", False)) and network.prefixlen == 0:
+            return (
+                f"{item} opens the cluster's public API endpoint to the whole internet (accepted: your networks' "
+                "CIDRs, or eks_cluster_endpoint_public_access: false to reach the API from inside the VPC only)"
+            )
+    return None
+
+
 def _truthy(value):
     return value in (True, "true", "True", "yes", "1", 1)
 
@@ -332,6 +367,8 @@ RULES = {
     "byte_size": byte_size,
     "boolean": boolean,
     "mapping": mapping,
+    "smtp_relay": smtp_relay,
+    "restricted_cidrs": restricted_cidrs,
 }
 
 

@@ -32,7 +32,8 @@ options:
         required: true
         choices: [s3_bucket_name, dynamodb_table_name, aws_region, email_list, number, integer, port, choice,
                   cidr, cidr_list, az_list, version, name, lower_name, ip_address, url, absolute_path,
-                  boolean, mapping, webhook_url, alert_receivers, duration, byte_size, glue_name, glue_schedules]
+                  boolean, mapping, webhook_url, alert_receivers, duration, byte_size, glue_name, glue_schedules,
+                  smtp_relay, restricted_cidrs]
       choices:
         description: Accepted values for O(checks[].rule=choice).
         type: list
@@ -74,8 +75,15 @@ options:
         description: For O(checks[].rule=az_list), the region every zone must belong to.
         type: str
       enabled:
-        description: For O(checks[].rule=alert_receivers), whether alerting is enabled (then a receiver is required).
+        description:
+          - For O(checks[].rule=alert_receivers), whether alerting is enabled (then a receiver is required).
+          - For O(checks[].rule=smtp_relay), whether email receivers are set on eks (then a loopback relay is refused).
+          - For O(checks[].rule=restricted_cidrs), whether the endpoint is public (then 0.0.0.0/0 is refused).
         type: bool
+      warn:
+        description: Report this check's problem as a warning instead of failing.
+        type: bool
+        default: false
       others:
         description: For O(checks[].rule=alert_receivers), how many receivers of other kinds are set.
         type: int
@@ -154,6 +162,7 @@ def main():
                     enabled=dict(type="bool"),
                     others=dict(type="int"),
                     secret=dict(type="bool", default=False),
+                    warn=dict(type="bool", default=False),
                 ),
             ),
             values=dict(type="dict", required=True),
@@ -170,7 +179,9 @@ def main():
         if check["secret"] and isinstance(value, str) and value:
             module.no_log_values.add(value)
     values = dict(module.params["values"], **module.params["secret_values"])
-    problems = find_problems(checks, values, module.params["target"])
+    for warning in find_problems([c for c in checks if c["warn"]], values, module.params["target"]):
+        module.warn(warning)
+    problems = find_problems([c for c in checks if not c["warn"]], values, module.params["target"])
     checked = [c["var"] for c in checks if not c.get("targets") or module.params["target"] in c["targets"]]
     if problems:
         count = len(problems)

@@ -404,3 +404,45 @@ def test_bad_glue_schedules_name_the_layer(schedules, named):
 
 def test_glue_schedules_must_be_a_mapping():
     assert "is not a mapping" in validation.glue_schedules(["cron(0 * * * ? *)"], {})
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled", "reason"),
+    [
+        ("localhost:25", True, "is the Alertmanager pod itself on eks"),
+        ("127.0.0.1:25", True, "is the Alertmanager pod itself on eks"),
+        ("smtp.example.com", True, "is not host:port"),
+        ("smtp.example.com:0", False, "is not host:port"),
+    ],
+)
+def test_a_loopback_or_malformed_mail_relay_fails_when_it_would_never_deliver(value, enabled, reason):
+    assert reason in validation.smtp_relay(value, {"enabled": enabled})
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled"), [("localhost:25", False), ("email-smtp.us-east-1.amazonaws.com:587", True)]
+)
+def test_a_real_relay_or_loopback_without_email_receivers_on_eks_passes(value, enabled):
+    assert validation.smtp_relay(value, {"enabled": enabled}) is None
+
+
+def test_a_public_endpoint_open_to_the_internet_is_named_and_a_private_one_passes():
+    assert "opens the cluster's public API endpoint to the whole internet" in validation.restricted_cidrs(
+        ["203.0.113.0/24", "0.0.0.0/0"], {"enabled": True}
+    )
+    assert validation.restricted_cidrs(["0.0.0.0/0"], {"enabled": False}) is None
+    assert validation.restricted_cidrs(["203.0.113.0/24"], {"enabled": True}) is None
+    assert "is not a CIDR" in validation.restricted_cidrs(["nonsense"], {"enabled": True})
+
+
+def test_a_warn_check_warns_and_passes_while_the_same_check_fails_without_warn(run_module):
+    check = {"var": "eks_cluster_public_access_cidrs", "rule": "restricted_cidrs", "enabled": True, "targets": ["eks"]}
+    values = {"eks_cluster_public_access_cidrs": ["0.0.0.0/0"]}
+    result = run_module(validate_settings, {"checks": [dict(check, warn=True)], "values": values, "target": "eks"})
+    assert result["problems"] == []
+    # (ansible-core 2.19+ reports a warning as a summary holding its event)
+    warnings = [w["event"]["msg"] if isinstance(w, dict) else w for w in result["warnings"]]
+    assert any(w.startswith("eks_cluster_public_access_cidrs: 0.0.0.0/0 opens") for w in warnings), warnings
+    with pytest.raises(ModuleFailed) as failed:
+        run_module(validate_settings, {"checks": [check], "values": values, "target": "eks"})
+    assert failed.value.result["problems"][0].startswith("eks_cluster_public_access_cidrs: 0.0.0.0/0 opens")
