@@ -6,50 +6,24 @@ which nothing of the environment is left. (EKS add-ons are switched off: the emu
 add-on API; the eks_addon unit tests cover them.)
 """
 
-import subprocess
-import sys
-
-import boto3
 import pytest
 import yaml
 
-from tests.support import ROOT, free_ports, playbook, tool_env, wait_until
+from tests.aws import CREDENTIALS, aws_emulator, undocumented
+from tests.support import playbook, tool_env
 
 pytestmark = pytest.mark.platform
 
-EMULATOR = ROOT / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-
 
 @pytest.fixture(scope="module")
-def emulator():
-    (port,) = free_ports(1, also_plus=0)
-    proc = subprocess.Popen(
-        [sys.executable, str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)],
-        env=tool_env(MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    session = boto3.Session(region_name="us-east-1", **{k.lower(): v for k, v in CREDENTIALS.items()})
-    sts = session.client("sts", endpoint_url=endpoint)
-    wait_until(lambda: _answers(sts), what="the AWS emulator")
-    yield endpoint, session
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _answers(sts):
-    try:
-        sts.get_caller_identity()
-    except Exception:  # any error means "not answering yet"
-        return False
-    return True
+def emulator(tmp_path_factory):
+    with aws_emulator(tmp_path_factory.mktemp("aws")) as aws:
+        yield aws
 
 
 @pytest.fixture(scope="module")
 def dev(emulator, tmp_path_factory):
-    endpoint, session = emulator
+    endpoint, session = emulator.endpoint, emulator.session
     base = tmp_path_factory.mktemp("eks-contract")
     extra = base / "vars.yml"
     extra.write_text(
@@ -153,3 +127,12 @@ def test_teardown_on_dev_leaves_nothing(dev):
     account = client("sts").get_caller_identity()["Account"]
     assert client("budgets").describe_budgets(AccountId=account).get("Budgets", []) == []
     assert not (run.rendered / "platform-base.yaml").exists()
+
+
+def test_every_aws_call_of_the_run_is_in_the_documented_iam_policy(emulator):
+    """docs/eks-iam-policy.json is what the operator's identity needs: every call this module's runs made
+    (the emulator records each one's IAM action) must be allowed by it."""
+    made = emulator.actions()
+    assert len(made) > 10, made
+    missing = undocumented(made)
+    assert missing == [], f"add to docs/eks-iam-policy.json: {' '.join(missing)}"

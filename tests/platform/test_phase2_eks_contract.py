@@ -7,22 +7,19 @@ strict offline validation. Again with no change, in check mode; teardown keeps t
 """
 
 import json
-import subprocess
 import sys
 
-import boto3
 import pytest
 import yaml
 
-from tests.support import ROOT, free_ports, playbook, tool_env, wait_until
+from tests.aws import CREDENTIALS, aws_emulator, undocumented
+from tests.support import ROOT, playbook, tool_env
 
 sys.path.insert(0, str(ROOT / "tools"))
 import validate_manifests
 
 pytestmark = pytest.mark.platform
 
-EMULATOR = ROOT / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 PHASE1_ROLES = "network,eks_cluster,k8s_platform_base"
 DB = "argoeks-dev-mlflow"
 BUCKET = "argoeks-mlflow-artifacts-dev"
@@ -32,34 +29,14 @@ CRDS = ROOT / "tests" / "k8s" / "data" / "crds"
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    (port,) = free_ports(1, also_plus=0)
-    proc = subprocess.Popen(
-        [sys.executable, str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)],
-        env=tool_env(MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    session = boto3.Session(region_name="us-east-1", **{k.lower(): v for k, v in CREDENTIALS.items()})
-    sts = session.client("sts", endpoint_url=endpoint)
-    wait_until(lambda: _answers(sts), what="the AWS emulator")
-    yield endpoint, session
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _answers(sts):
-    try:
-        sts.get_caller_identity()
-    except Exception:  # any error means "not answering yet"
-        return False
-    return True
+def emulator(tmp_path_factory):
+    with aws_emulator(tmp_path_factory.mktemp("aws")) as aws:
+        yield aws
 
 
 @pytest.fixture(scope="module")
 def dev(emulator, tmp_path_factory):
-    endpoint, session = emulator
+    endpoint, session = emulator.endpoint, emulator.session
     base = tmp_path_factory.mktemp("eks-phase2")
     extra = base / "vars.yml"
     extra.write_text(
@@ -227,3 +204,12 @@ def test_teardown_with_delete_data_leaves_nothing_of_phase2(dev):
     assert groups["SecurityGroups"] == []
     assert BUCKET not in [b["Name"] for b in dev.client("s3").list_buckets()["Buckets"]]
     assert SECRET not in [s["Name"] for s in dev.client("secretsmanager").list_secrets()["SecretList"]]
+
+
+def test_every_aws_call_of_the_run_is_in_the_documented_iam_policy(emulator):
+    """docs/eks-iam-policy.json is what the operator's identity needs: every call this module's runs made
+    (the emulator records each one's IAM action) must be allowed by it."""
+    made = emulator.actions()
+    assert len(made) > 10, made
+    missing = undocumented(made)
+    assert missing == [], f"add to docs/eks-iam-policy.json: {' '.join(missing)}"

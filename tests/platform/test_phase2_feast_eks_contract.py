@@ -8,22 +8,19 @@ in-cluster Redis renders instead of ElastiCache; teardown keeps the data unless 
 """
 
 import json
-import subprocess
 import sys
 
-import boto3
 import pytest
 import yaml
 
-from tests.support import ROOT, free_ports, playbook, tool_env, wait_until
+from tests.aws import CREDENTIALS, aws_emulator, undocumented
+from tests.support import ROOT, playbook, tool_env
 
 sys.path.insert(0, str(ROOT / "tools"))
 import validate_manifests
 
 pytestmark = pytest.mark.platform
 
-EMULATOR = ROOT / "roles" / "aws_emulator" / "files" / "argoeks_emulator.py"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 PHASE1_ROLES = "network,eks_cluster,k8s_platform_base"
 BUCKET = "argoeks-feast-offline-dev"
 GROUP = "argoeks-dev-feast"
@@ -32,34 +29,14 @@ ROLE = "dev-mlops-cluster-01-feast"
 
 
 @pytest.fixture(scope="module")
-def emulator():
-    (port,) = free_ports(1, also_plus=0)
-    proc = subprocess.Popen(
-        [sys.executable, str(EMULATOR), "-H", "127.0.0.1", "-p", str(port)],
-        env=tool_env(MOTO_IAM_LOAD_MANAGED_POLICIES="true"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    session = boto3.Session(region_name="us-east-1", **{k.lower(): v for k, v in CREDENTIALS.items()})
-    sts = session.client("sts", endpoint_url=endpoint)
-    wait_until(lambda: _answers(sts), what="the AWS emulator")
-    yield endpoint, session
-    proc.terminate()
-    proc.wait(timeout=30)
-
-
-def _answers(sts):
-    try:
-        sts.get_caller_identity()
-    except Exception:  # any error means "not answering yet"
-        return False
-    return True
+def emulator(tmp_path_factory):
+    with aws_emulator(tmp_path_factory.mktemp("aws")) as aws:
+        yield aws
 
 
 @pytest.fixture(scope="module")
 def dev(emulator, tmp_path_factory):
-    endpoint, session = emulator
+    endpoint, session = emulator.endpoint, emulator.session
     base = tmp_path_factory.mktemp("eks-feast")
     extra = base / "vars.yml"
     extra.write_text(
@@ -202,3 +179,12 @@ def test_teardown_keeps_the_data_by_default(dev):
     assert dev.client("elasticache").describe_replication_groups(ReplicationGroupId=GROUP)["ReplicationGroups"]
     assert BUCKET in [b["Name"] for b in dev.client("s3").list_buckets()["Buckets"]]
     assert dev.client("secretsmanager").describe_secret(SecretId=SECRET)["Name"] == SECRET
+
+
+def test_every_aws_call_of_the_run_is_in_the_documented_iam_policy(emulator):
+    """docs/eks-iam-policy.json is what the operator's identity needs: every call this module's runs made
+    (the emulator records each one's IAM action) must be allowed by it."""
+    made = emulator.actions()
+    assert len(made) > 10, made
+    missing = undocumented(made)
+    assert missing == [], f"add to docs/eks-iam-policy.json: {' '.join(missing)}"

@@ -6,11 +6,17 @@ managed idempotently against it. Likewise it keeps Glue crawlers but has no Upda
 crawler's schedule or targets could not be changed. Each handler below restores the AWS behaviour of
 one call on the data moto already keeps. Nothing else of moto changes.
 
+With ARGOEKS_EMULATOR_ACTION_LOG=FILE it also appends the IAM action of every call it answers
+(`service:Action`, as moto's own access control names it) to FILE, one per line: what a run would need
+permission for on AWS (docs/eks-iam-policy.json is checked against it).
+
 Run as moto_server is run:  python argoeks_emulator.py -H 127.0.0.1 -p 4566
 The unit tests install the same handlers with install().
 """
 
 import json
+import os
+import threading
 
 from moto.budgets.exceptions import DuplicateRecordException, NotFoundException
 from moto.budgets.responses import BudgetsResponse
@@ -120,10 +126,28 @@ GLUE_HANDLERS = {
 PATCHES = {BudgetsResponse: HANDLERS, GlueResponse: GLUE_HANDLERS}
 
 
+def record_actions(path):
+    """Append `service:Action` of every authorised call to path (moto checks each call there, before it runs)."""
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    authorize, lock = ActionAuthenticatorMixin._authenticate_and_authorize_action, threading.Lock()
+
+    def recording(self, iam_request_cls, resource="*"):
+        scope = self.headers.get("Authorization", "").split("Credential=", 1)[-1].split(",", 1)[0].split("/")
+        if len(scope) > 3:
+            with lock, open(path, "a") as log:
+                log.write(f"{scope[3]}:{self._get_action()}\n")
+        return authorize(self, iam_request_cls, resource)
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_action = recording
+
+
 def install():
     for response_class, handlers in PATCHES.items():
         for name, handler in handlers.items():
             setattr(response_class, name, handler)
+    if os.environ.get("ARGOEKS_EMULATOR_ACTION_LOG"):
+        record_actions(os.environ["ARGOEKS_EMULATOR_ACTION_LOG"])
 
 
 if __name__ == "__main__":
