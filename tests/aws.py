@@ -100,3 +100,12 @@ def iam_action(action: str) -> str:
     if action == "s3:HeadBucket":
         return "s3:ListBucket"
     return action
+
+
+def assert_every_call_is_in_the_iam_policy(emulator: Emulator) -> None:
+    """docs/eks-iam-policy.json is what the operator's identity needs: every call a test module's runs made
+    (the emulator records each one's IAM action) must be allowed by it."""
+    made = emulator.actions()
+    assert len(made) > 10, made
+    missing = undocumented(made)
+    assert missing == [], f"add to docs/eks-iam-policy.json: {' '.join(missing)}"

@@ -9,7 +9,7 @@ add-on API; the eks_addon unit tests cover them.)
 import pytest
 import yaml
 
-from tests.aws import CREDENTIALS, aws_emulator, undocumented
+from tests.aws import CREDENTIALS, assert_every_call_is_in_the_iam_policy, aws_emulator
 from tests.support import playbook, tool_env
 
 pytestmark = pytest.mark.platform
@@ -130,9 +130,4 @@ def test_teardown_on_dev_leaves_nothing(dev):
 
 
 def test_every_aws_call_of_the_run_is_in_the_documented_iam_policy(emulator):
-    """docs/eks-iam-policy.json is what the operator's identity needs: every call this module's runs made
-    (the emulator records each one's IAM action) must be allowed by it."""
-    made = emulator.actions()
-    assert len(made) > 10, made
-    missing = undocumented(made)
-    assert missing == [], f"add to docs/eks-iam-policy.json: {' '.join(missing)}"
+    assert_every_call_is_in_the_iam_policy(emulator)

@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from tests.aws import CREDENTIALS, aws_emulator, undocumented
+from tests.aws import CREDENTIALS, assert_every_call_is_in_the_iam_policy, aws_emulator
 from tests.support import ROOT, playbook, tool_env
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -207,9 +207,4 @@ def test_teardown_with_delete_data_leaves_nothing_of_phase2(dev):
 
 
 def test_every_aws_call_of_the_run_is_in_the_documented_iam_policy(emulator):
-    """docs/eks-iam-policy.json is what the operator's identity needs: every call this module's runs made
-    (the emulator records each one's IAM action) must be allowed by it."""
-    made = emulator.actions()
-    assert len(made) > 10, made
-    missing = undocumented(made)
-    assert missing == [], f"add to docs/eks-iam-policy.json: {' '.join(missing)}"
+    assert_every_call_is_in_the_iam_policy(emulator)
