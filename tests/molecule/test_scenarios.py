@@ -13,7 +13,14 @@ SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.y
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_scenario(scenario, tmp_path):
     (aws_port,) = free_ports(1, also_plus=0)
-    env = tool_env(ARGOEKS_TEST_HOME=tmp_path / "home", ARGOEKS_TEST_AWS_PORT=aws_port)
+    # Molecule keeps a scenario's state ("instances already created") under ~/.ansible/tmp, keyed by the
+    # project directory's name only: a run that was killed would make the next one skip `create` and
+    # converge against an emulator that is not running. Each test keeps that state in its own directory.
+    env = tool_env(
+        ARGOEKS_TEST_HOME=tmp_path / "home",
+        ARGOEKS_TEST_AWS_PORT=aws_port,
+        MOLECULE_EPHEMERAL_DIRECTORY=tmp_path / "molecule-state",
+    )
     proc = subprocess.run(
         [str(VENV_BIN / "molecule"), "test", "-s", scenario],
         cwd=ROOT,

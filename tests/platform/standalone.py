@@ -77,6 +77,13 @@ class Platform:
     def ctl(self, *args):
         return subprocess.run([*self.supervisorctl, *args], capture_output=True, text=True, check=False, timeout=120)
 
+    def log_tail(self, service, lines=30):
+        """The end of a service's supervisord log, for failure messages."""
+        log = self.home / "logs" / f"{service}.log"
+        if not log.exists():
+            return f"(no {log})"
+        return f"last lines of {log}:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
     def aws_env(self):
         return read_env_file(self.home / "aws.env")
 

@@ -175,7 +175,8 @@ def test_phase1_then_feast_from_nothing(platform):
     assert "feast: materialised 200 row(s)" in summary, "the sample's rows of the last day reach Redis"
     status = platform.ctl("status").stdout
     for service in ("feast-redis", "feast-server", "postgresql"):
-        assert f"{service} " in status and "RUNNING" in status.split(f"{service} ", 1)[1].splitlines()[0], status
+        running = f"{service} " in status and "RUNNING" in status.split(f"{service} ", 1)[1].splitlines()[0]
+        assert running, f"{status}\n{platform.log_tail(service)}"
     assert "mlflow" not in status, "the tags must not install MLflow"
 
 
