@@ -22,6 +22,8 @@ EMAIL = re.compile(
 )
 VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
+# A Hugging Face model id: organisation/name.
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 URL = re.compile(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$")
 WEBHOOK_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?/\S+$")
@@ -202,6 +204,15 @@ def name(value, check):
     return f"{value!r} is not a valid name (accepted: a letter, then up to 99 letters, digits or '-')"
 
 
+def model_name(value, check):
+    if isinstance(value, str) and MODEL_NAME.match(value) and ".." not in value:
+        return None
+    return (
+        f"{value!r} is not a model name "
+        "(accepted: organisation/name as on Hugging Face, e.g. mistralai/Mistral-7B-Instruct-v0.2)"
+    )
+
+
 def lower_name(value, check):
     if isinstance(value, str) and LOWER_NAME.match(value) and not value.endswith("-"):
         return None
@@ -356,6 +367,7 @@ RULES = {
     "az_list": az_list,
     "name": name,
     "lower_name": lower_name,
+    "model_name": model_name,
     "ip_address": ip_address,
     "url": url,
     "absolute_path": absolute_path,

@@ -58,6 +58,12 @@ def test_invalid_emails(value):
         ("cidr", "10.0.0.0/8", {}, False),  # larger than a VPC may be
         ("cidr", "10.0.0.0", {}, False),
         ("version", "1.32", {"min": "1.29"}, True),
+        ("model_name", "mistralai/Mistral-7B-Instruct-v0.2", {}, True),
+        ("model_name", "HuggingFaceTB/SmolLM2-135M-Instruct", {}, True),
+        ("model_name", "Mistral-7B-Instruct-v0.2", {}, False),  # no organisation
+        ("model_name", "org/name/extra", {}, False),
+        ("model_name", "org/../name", {}, False),
+        ("model_name", "/name", {}, False),
         ("version", "1.28", {"min": "1.29"}, False),
         ("version", "latest", {}, False),
         ("number", 650, {"min": 1}, True),

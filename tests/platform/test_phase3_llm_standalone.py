@@ -1,0 +1,195 @@
+"""Phase 3 Month 4 (LLM serving) on the standalone target, as a user sees it.
+
+One platform for the module (own home and ports): phase1.yml then phase3.yml from nothing; the OpenAI
+Python client gets a chat completion; the roadmap's "generate" request works as /v1/completions; the
+server's token counters grow by exactly the tokens a request reported, and Prometheus scrapes them; a
+killed server is restarted by supervisord; a second run changes nothing and builds nothing; teardown
+keeps the build cache. Bad settings fail in preflight before anything is created.
+"""
+
+import json
+import os
+import re
+import signal
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from openai import OpenAI
+
+from tests.platform.standalone import SERVICES, assert_ok, traversable_platform
+from tests.support import wait_until
+
+pytestmark = pytest.mark.platform
+
+MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+BUILD_CACHE = Path("/var/cache/argoeks/llama.cpp/11434.0.0/llama-server")
+ALL_SERVICES = (*SERVICES, "llm-server")
+
+
+@pytest.fixture(scope="module")
+def platform():
+    with traversable_platform("argoeks-phase3-") as platform:
+        yield platform
+
+
+def base_url(platform):
+    return f"http://127.0.0.1:{platform.vars['llm_serving_port']}"
+
+
+def client(platform):
+    # The server on loopback takes no key; the client library insists on one.
+    return OpenAI(base_url=base_url(platform) + "/v1", api_key="none", timeout=120, max_retries=0)
+
+
+def post_json(url, body):
+    assert url.startswith("http://127.0.0.1:"), url
+    request = urllib.request.Request(  # noqa: S310 - loopback http only (asserted)
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def get_text(url):
+    assert url.startswith("http://127.0.0.1:"), url
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback http only (asserted)
+        return response.read().decode()
+
+
+def server_counters(platform):
+    """The server's own token counters from /metrics."""
+    text = get_text(base_url(platform) + "/metrics")
+    values = dict(re.findall(r"^llamacpp:(prompt_tokens_total|tokens_predicted_total) (\S+)$", text, re.MULTILINE))
+    return {name: float(value) for name, value in values.items()}
+
+
+def prometheus_value(platform, query):
+    prometheus = platform.vars["observability_ports"]["prometheus"]
+    url = f"http://127.0.0.1:{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    result = json.loads(get_text(url))["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def server_pid(platform):
+    status = platform.ctl("pid", "llm-server")
+    return int(status.stdout.strip()) if status.stdout.strip().isdigit() else 0
+
+
+# ---- bad input --------------------------------------------------------------------------------------------
+
+
+def test_bad_settings_fail_in_preflight_and_create_nothing(platform):
+    result = platform.run("phase3.yml", "-e", "llm_serving_model=Mistral-7B", "-e", "llm_serving_max_model_len=100000")
+    assert result.rc != 0
+    output = " ".join(result.output.split())
+    assert "llm_serving_model: 'Mistral-7B' is not a model name" in output, result.tail()
+    assert "llm_serving_max_model_len: 100000 is out of range" in output, result.tail()
+    assert not platform.home.exists(), "preflight failed but the platform home was created"
+
+
+# ---- bring-up ---------------------------------------------------------------------------------------------
+
+
+def test_phase1_then_phase3_from_nothing(platform):
+    assert_ok(platform.run("phase1.yml", timed="phase1 from nothing"), "phase1.yml")
+    result = platform.run("phase3.yml", timed="phase3 from nothing")
+    assert_ok(result, "phase3.yml")
+    assert f"OpenAI API:      {base_url(platform)}/v1 (model {MODEL})" in result.output
+    assert platform.healthy(ALL_SERVICES), platform.ctl("status").stdout + platform.log_tail("llm-server")
+    assert BUILD_CACHE.is_file()
+
+
+def test_the_openai_client_gets_a_chat_completion(platform):
+    llm = client(platform)
+    assert MODEL in [model.id for model in llm.models.list()]
+    answer = llm.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "What is the capital of France? Answer in one word."}],
+        max_tokens=16,
+        temperature=0,
+    )
+    text = answer.choices[0].message.content
+    assert text.strip(), answer
+    assert "paris" in text.lower(), text
+    assert answer.usage.prompt_tokens > 0 and 0 < answer.usage.completion_tokens <= 16
+
+
+def test_the_roadmaps_generate_request_works_as_a_completion(platform):
+    # The roadmap's `curl .../generate -d '{"prompt": ..., "max_tokens": 50}'`, on the OpenAI route both
+    # targets serve (README, Phase 3).
+    request = {"model": MODEL, "prompt": "Explain MLOps in one sentence:", "max_tokens": 50}
+    answer = post_json(base_url(platform) + "/v1/completions", request)
+    assert answer["choices"][0]["text"].strip(), answer
+    assert 0 < answer["usage"]["completion_tokens"] <= 50
+
+
+def test_token_counters_grow_by_the_tokens_a_request_reported(platform):
+    before = server_counters(platform)
+    # A prompt no earlier request began with, and no prompt cache: every prompt token is processed.
+    answer = post_json(
+        base_url(platform) + "/v1/chat/completions",
+        {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": f"Count from one to five. ({os.getpid()})"}],
+            "max_tokens": 24,
+            "cache_prompt": False,
+        },
+    )
+    after = server_counters(platform)
+    assert after["tokens_predicted_total"] - before["tokens_predicted_total"] == answer["usage"]["completion_tokens"]
+    assert after["prompt_tokens_total"] - before["prompt_tokens_total"] == answer["usage"]["prompt_tokens"]
+
+    # Prometheus scrapes the same numbers from the target it was given.
+    wait_until(
+        lambda: prometheus_value(platform, 'up{job="llm-server",component="llm-serving"}') == 1,
+        timeout=90,
+        what="the llm-server target UP in Prometheus",
+    )
+    wait_until(
+        lambda: (
+            prometheus_value(platform, 'llamacpp:tokens_predicted_total{job="llm-server"}')
+            == after["tokens_predicted_total"]
+        ),
+        timeout=90,
+        what="Prometheus to scrape the token counter after the request",
+    )
+
+
+def test_supervisord_restarts_a_killed_server_and_a_rerun_converges(platform):
+    old = server_pid(platform)
+    assert old > 0, platform.ctl("status").stdout
+    os.kill(old, signal.SIGKILL)
+    wait_until(lambda: server_pid(platform) not in (0, old), timeout=60, what="supervisord to restart llm-server")
+    wait_until(lambda: get_text(base_url(platform) + "/health").startswith("{"), timeout=60, what="/health")
+    result = platform.run("phase3.yml", timed="phase3 after a killed server")
+    assert_ok(result, "phase3.yml after a killed server")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+
+
+def test_second_run_changes_and_builds_nothing(platform):
+    built = BUILD_CACHE.stat().st_mtime_ns
+    installed = (platform.home / "llm-serving/bin/llama-server").stat().st_mtime_ns
+    result = platform.run("phase3.yml", timed="phase3 rerun")
+    assert_ok(result, "second phase3.yml")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert "Compile llama-server" not in result.output
+    assert BUILD_CACHE.stat().st_mtime_ns == built
+    assert (platform.home / "llm-serving/bin/llama-server").stat().st_mtime_ns == installed
+
+
+def test_check_mode_changes_nothing(platform):
+    result = platform.run("phase3.yml", "--check", timed="phase3 check mode")
+    assert_ok(result, "phase3.yml --check")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+
+
+def test_teardown_removes_the_server_and_keeps_the_build(platform):
+    result = platform.run("teardown.yml", "--tags", "phase3", timed="teardown phase3")
+    assert_ok(result, "teardown.yml --tags phase3")
+    assert "llm-server" not in platform.ctl("status").stdout
+    assert not (platform.home / "llm-serving").exists()
+    assert BUILD_CACHE.is_file(), "teardown removed the shared build cache"
+    # The model package stays unless llm_serving_delete_data=true.
+    assert (platform.home / "venvs/llm-model").is_dir()
