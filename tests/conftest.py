@@ -19,6 +19,7 @@ LONGEST_FIRST = (
     "tests/platform/test_phase2_feast_standalone.py",
     "tests/platform/test_phase2_pipelines_standalone.py",
     "tests/molecule/test_scenarios.py",
+    "tests/platform/test_phase3_llm_standalone.py",
     "tests/platform/test_observability_standalone.py",
     "tests/platform/test_phase2_datalake_standalone.py",
     "tests/platform/test_phase1_standalone.py",
