@@ -11,6 +11,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -20,7 +22,7 @@ import pytest
 from openai import OpenAI
 
 from tests.platform.standalone import SERVICES, assert_ok, traversable_platform
-from tests.support import wait_until
+from tests.support import ROOT, wait_until
 
 pytestmark = pytest.mark.platform
 
@@ -168,6 +170,22 @@ def test_token_counters_grow_by_the_tokens_a_request_reported(platform):
         timeout=90,
         what="Prometheus to scrape the token counter after the request",
     )
+
+
+def test_the_load_benchmark_runs_and_reports_every_level(platform):
+    few = ["--concurrency", "1", "2", "--requests", "1", "--max-tokens", "8", "--json"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/llm_load.py"), "--url", base_url(platform), *few],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    levels = json.loads(proc.stdout)["levels"]
+    assert [(level["concurrency"], level["requests"], level["errors"]) for level in levels] == [(1, 1, 0), (2, 2, 0)]
+    assert all(0 < level["completion_tokens"] <= 8 * level["requests"] for level in levels), levels
+    assert all(level["ttft_p50_ms"] > 0 and level["latency_p99_s"] >= level["latency_p50_s"] for level in levels)
 
 
 def test_supervisord_restarts_a_killed_server_and_a_rerun_converges(platform):
