@@ -24,6 +24,10 @@ VERSION = re.compile(r"^\d+\.\d+(\.\d+)?$")
 NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,99}$")
 # A Hugging Face model id: organisation/name.
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# EC2 instance families with NVIDIA GPUs that the NVIDIA device plugin and DCGM exporter support
+# (g5g is Arm with T4G, gr6 the 1:8 memory variant of g6).
+GPU_INSTANCE_FAMILIES = ("g4dn", "g5", "g5g", "g6", "g6e", "gr6", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en")
+INSTANCE_TYPE = re.compile(r"^([a-z][a-z0-9-]*)\.([0-9]*[a-z]+[0-9]*)$")
 LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 URL = re.compile(r"^https?://[^\s/:]+(:\d{1,5})?(/\S*)?$")
 WEBHOOK_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?/\S+$")
@@ -213,6 +217,21 @@ def model_name(value, check):
     )
 
 
+def gpu_instance_types(value, check):
+    if not isinstance(value, list) or not value:
+        return f"{value!r} is not a list of instance types (e.g. [g5.xlarge])"
+    for item in value:
+        match = INSTANCE_TYPE.match(item) if isinstance(item, str) else None
+        if match is None:
+            return f"{item!r} is not an EC2 instance type (family.size, e.g. g5.xlarge)"
+        if match.group(1) not in GPU_INSTANCE_FAMILIES:
+            return (
+                f"{item!r} is not of an NVIDIA GPU instance family "
+                f"(accepted families: {', '.join(GPU_INSTANCE_FAMILIES)})"
+            )
+    return None
+
+
 def lower_name(value, check):
     if isinstance(value, str) and LOWER_NAME.match(value) and not value.endswith("-"):
         return None
@@ -368,6 +387,7 @@ RULES = {
     "name": name,
     "lower_name": lower_name,
     "model_name": model_name,
+    "gpu_instance_types": gpu_instance_types,
     "ip_address": ip_address,
     "url": url,
     "absolute_path": absolute_path,

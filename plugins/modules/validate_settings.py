@@ -31,7 +31,8 @@ options:
         type: str
         required: true
         choices: [s3_bucket_name, dynamodb_table_name, aws_region, email_list, number, integer, port, choice,
-                  cidr, cidr_list, az_list, version, name, lower_name, model_name, ip_address, url, absolute_path,
+                  cidr, cidr_list, az_list, version, name, lower_name, model_name, gpu_instance_types,
+                  ip_address, url, absolute_path,
                   boolean, mapping, webhook_url, alert_receivers, duration, byte_size, glue_name, glue_schedules,
                   smtp_relay, restricted_cidrs]
       choices:

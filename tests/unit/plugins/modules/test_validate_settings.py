@@ -64,6 +64,13 @@ def test_invalid_emails(value):
         ("model_name", "org/name/extra", {}, False),
         ("model_name", "org/../name", {}, False),
         ("model_name", "/name", {}, False),
+        ("gpu_instance_types", ["g5.xlarge"], {}, True),
+        ("gpu_instance_types", ["g6e.12xlarge", "p4d.24xlarge", "g4dn.metal"], {}, True),
+        ("gpu_instance_types", ["m5.large"], {}, False),  # no GPU
+        ("gpu_instance_types", ["inf2.xlarge"], {}, False),  # Inferentia, not NVIDIA
+        ("gpu_instance_types", ["g5xlarge"], {}, False),
+        ("gpu_instance_types", [], {}, False),
+        ("gpu_instance_types", "g5.xlarge", {}, False),  # a string, not a list
         ("version", "1.28", {"min": "1.29"}, False),
         ("version", "latest", {}, False),
         ("number", 650, {"min": 1}, True),
