@@ -189,18 +189,6 @@ def test_test_alert_reaches_alertmanager_and_the_budget_topic(platform):
     assert "Published test message" in output and "to topic argoeks-dev-alerts" in output
 
 
-def test_second_run_changes_nothing(platform):
-    run = platform.run()
-    assert_ok(run, "second phase1.yml")
-    assert run.changed == 0, f"changed tasks: {run.changed_tasks()}"
-
-
-def test_check_mode_reports_no_change(platform):
-    run = platform.run("phase1.yml", "--check", "--diff")
-    assert_ok(run, "phase1.yml --check --diff")
-    assert run.changed == 0, f"changed tasks: {run.changed_tasks()}"
-
-
 # ---- success metrics (verify.yml) --------------------------------------------------------------------------
 
 

@@ -160,15 +160,6 @@ def test_a_good_batch_reaches_gold(platform, tmp_path):
     assert "already-promoted" in again.output
 
 
-def test_second_run_and_check_mode_change_nothing(platform):
-    run = datalake(platform)
-    assert_ok(run, "second phase2.yml --tags datalake")
-    assert run.changed == 0, f"changed tasks: {run.changed_tasks()}"
-    check = datalake(platform, "--check", "--diff")
-    assert_ok(check, "phase2.yml --tags datalake --check --diff")
-    assert check.changed == 0, f"changed tasks: {check.changed_tasks()}"
-
-
 def test_restart_keeps_every_layer(platform):
     s3 = platform.client("s3")
     before = {layer: keys(s3, f"{PREFIX}-{layer}") for layer in LAYERS}

@@ -245,17 +245,8 @@ def test_the_roadmaps_materialize_incremental_works_in_the_deployed_repository(p
     assert "Materializing 1 feature views to" in printed and "into the redis online store" in printed, printed
 
 
-# --- idempotence ---------------------------------------------------------------------------------
-def test_a_second_run_changes_nothing(platform):
-    result = feast_play(platform, timed="phase2 postgresql,feast (second, no change)")
-    assert_ok(result, "second phase2.yml")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
-
-
-def test_check_mode_changes_nothing(platform):
-    result = feast_play(platform, "--check", "--diff", timed="phase2 postgresql,feast (check mode)")
-    assert_ok(result, "phase2.yml --check --diff")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+# Idempotence and check mode of this role: test_phase2_serving_standalone.py reruns site.yml, and runs it
+# in check mode, on the whole platform (every service keeps its process).
 
 
 # --- changing the repository -----------------------------------------------------------------------

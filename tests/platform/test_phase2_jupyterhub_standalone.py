@@ -238,17 +238,8 @@ def test_the_hubs_metrics_are_scraped(platform):
     wait_until(hub_target_up, timeout=120, interval=3, what="Prometheus scraping the jupyterhub target")
 
 
-# --- idempotence ---------------------------------------------------------------------------------
-def test_a_second_run_changes_nothing(platform):
-    result = platform.run("phase2.yml", "--tags", TAGS, timed="phase2 (second, no change)")
-    assert_ok(result, "second phase2.yml")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
-
-
-def test_check_mode_changes_nothing(platform):
-    result = platform.run("phase2.yml", "--tags", TAGS, "--check", "--diff", timed="phase2 (check mode)")
-    assert_ok(result, "phase2.yml --check --diff")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+# Idempotence and check mode of this role: test_phase2_serving_standalone.py reruns site.yml, and runs it
+# in check mode, on the whole platform (every service keeps its process).
 
 
 # --- onboarding ----------------------------------------------------------------------------------

@@ -222,24 +222,11 @@ def test_prometheus_scrapes_mlflow_and_postgresql(platform):
         assert "mlflow_http_request_total" in response.read().decode()
 
 
-# ---- idempotence and check mode ----------------------------------------------------------------------
+# Idempotence and check mode of this role: test_phase2_serving_standalone.py reruns site.yml, and runs it
+# in check mode, on the whole platform (every service keeps its process).
 
 
-def test_second_run_changes_nothing(platform):
-    pid = platform.ctl("pid", "mlflow").stdout.strip()
-    result = run(platform, "phase2.yml", timed="phase2 rerun")
-    assert_ok(result, "second phase2.yml")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
-    assert platform.ctl("pid", "mlflow").stdout.strip() == pid, "a rerun without a change restarted MLflow"
-
-
-def test_check_mode_reports_no_change(platform):
-    result = run(platform, "phase2.yml", "--check", "--diff")
-    assert_ok(result, "phase2.yml --check --diff")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
-
-
-# ---- durability (restarting the AWS emulator empties it: idempotence is tested before) ----------------------
+# ---- durability ---------------------------------------------------------------------------------------------
 
 
 def test_restarting_every_service_keeps_runs_artifacts_and_models(platform):

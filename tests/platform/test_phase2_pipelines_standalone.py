@@ -242,19 +242,11 @@ def test_an_unknown_parameter_fails_naming_it(platform):
     assert "unknown pipeline parameter(s) n_trees" in one_line(result), result.tail()
 
 
-# ---- idempotence, check mode, teardown ------------------------------------------------------------
+# Idempotence and check mode of this role: test_phase2_serving_standalone.py reruns site.yml, and runs it
+# in check mode, on the whole platform (every service keeps its process).
 
 
-def test_a_second_run_changes_nothing(platform):
-    result = platform.run("phase2.yml", *TAGS, timed="phase2 (postgresql, mlflow, kubeflow_pipelines) again")
-    assert_ok(result, "second phase2.yml")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
-
-
-def test_check_mode_changes_nothing(platform):
-    result = platform.run("phase2.yml", *TAGS, "--check", "--diff")
-    assert_ok(result, "phase2.yml --check --diff")
-    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+# ---- teardown ------------------------------------------------------------------------------------------
 
 
 def test_teardown_removes_the_sdk_and_keeps_the_run_outputs(platform):
