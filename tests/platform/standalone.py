@@ -116,6 +116,10 @@ class Platform:
         status = self.ctl("status")
         return status.returncode == 0 and status.stdout.count("RUNNING") == len(services)
 
+    def pids(self):
+        """{program: pid} of every RUNNING supervisord program (a changed pid means a restart)."""
+        return dict(re.findall(r"^(\S+)\s+RUNNING\s+pid (\d+),", self.ctl("status").stdout, re.M))
+
     def url(self, service, path=""):
         return f"http://127.0.0.1:{self.vars['observability_ports'][service]}{path}"
 

@@ -299,15 +299,9 @@ def test_prometheus_scrapes_the_model_server(platform):
 # ---- idempotence and check mode ----------------------------------------------------------------------------
 
 
-def service_pids(platform):
-    """{service: pid} of every running supervisord program."""
-    status = platform.ctl("status").stdout
-    return dict(re.findall(r"^(\S+)\s+RUNNING\s+pid (\d+),", status, re.M))
-
-
 def test_second_runs_change_nothing(platform):
     # The idempotence test of every Phase 1 and Phase 2 role on standalone: no task changes, no process restarts.
-    pids = service_pids(platform)
+    pids = platform.pids()
     assert set(pids) == set(ALL_SERVICES), platform.ctl("status").stdout
     before = record(platform)
     result = platform.run("site.yml", timed="site.yml rerun")
@@ -318,7 +312,7 @@ def test_second_runs_change_nothing(platform):
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
     assert "already serving, nothing to deploy" in one_line(result)
     assert record(platform) == before
-    restarted = sorted(name for name, pid in service_pids(platform).items() if pids.get(name) != pid)
+    restarted = sorted(name for name, pid in platform.pids().items() if pids.get(name) != pid)
     assert not restarted, f"a rerun restarted {restarted}"
 
 
