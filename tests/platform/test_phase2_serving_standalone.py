@@ -1,15 +1,16 @@
 """Phase 2 Week 10 (model serving) on the standalone target, as a user sees it.
 
 One platform for the module (own home and ports), brought up from nothing by site.yml (what `./argoeks up`
-runs: Phase 1, then every Phase 2 role), which a second run and check mode leave unchanged; a deploy before any
-model is registered fails naming it; the example training registers
-iris-classifier@champion and deploy_model.yml serves it; curl gets a prediction on the KServe V1 protocol;
-the forest fast path answers exactly as the model's own predict, and only where it does;
-Prometheus scrapes the server; reruns and check mode change nothing; a missing alias, model or version fails
-naming it while the endpoint keeps answering with the old version; a new champion is rolled out under load
-without a failed request; the load benchmark runs; verify.yml measures inference P99 and time to deploy,
-reports a breach, and fails while the server is stopped; the eks render path resolves the registered version's
-S3 location into an InferenceService that validates against KServe's CRD schema; teardown removes the server.
+runs: Phase 1, every Phase 2 role, then a first model: the example pipeline trains and registers
+iris-classifier@champion, it is served and the summary's curl answers). A second run and check mode leave
+everything unchanged. The example training registers a new champion and deploy_model.yml serves it; curl
+gets a prediction on the KServe V1 protocol; the forest fast path answers exactly as the model's own
+predict, and only where it does; Prometheus scrapes the server; a missing alias, model or version fails
+naming it while the endpoint keeps answering with the old version; a new champion is rolled out under
+load without a failed request; the load benchmark runs; verify.yml measures inference P99 and time to
+deploy, reports a breach, and fails while the server is stopped; the eks render path resolves the
+registered version's S3 location into an InferenceService that validates against KServe's CRD schema;
+teardown removes the server.
 """
 
 import json
@@ -145,29 +146,32 @@ def verify(platform, *args):
 # ---- bring-up --------------------------------------------------------------------------------------------
 
 
-def test_site_yml_brings_the_whole_platform_up_from_nothing(platform):
-    result = platform.run("site.yml", timed="site.yml (Phase 1 and all of Phase 2) from nothing")
+def test_site_yml_brings_the_whole_platform_up_from_nothing_and_serves_a_first_model(platform):
+    result = platform.run("site.yml", timed="site.yml (Phase 1, all of Phase 2, first model) from nothing")
     assert_ok(result, "site.yml")
     output = one_line(result)
-    assert "no model deployed yet" in output
     assert "PLAY [Phase 1: critical foundation]" in output and "PLAY [Phase 2: MLOps core]" in output
     for role in ("postgresql", "mlflow", "datalake", "feast", "jupyterhub", "kubeflow_pipelines", "model_serving"):
         assert f"TASK [{role} : " in output, f"phase2.yml did not run the {role} role"
-    assert (platform.home / "venvs/model-server/bin/python").exists()
-    assert not (platform.home / "supervisor/conf.d/model-server.conf").exists()
-    assert platform.healthy(PLATFORM_SERVICES), platform.ctl("status").stdout
+    # The registry had no champion: the example pipeline trained, registered and promoted version 1, which is served.
+    assert "pipeline run: " in output and f"model version: {MODEL} version 1" in output, result.tail()
+    assert f"deployed {MODEL} version 1" in output, result.tail()
+    assert platform.healthy(ALL_SERVICES), platform.ctl("status").stdout
+    assert str(record(platform)["version"]) == "1"
+    # The summary's curl, run as printed, answers with a prediction from that version.
+    found = re.search(r"predict: (curl .*?:predict)", output)
+    assert found, result.tail()
+    assert f"127.0.0.1:{platform.vars['model_serving_port']}/v1/models/{MODEL}:predict" in found.group(1)
+    proc = subprocess.run(["bash", "-c", found.group(1)], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["predictions"] == [0], proc.stdout
 
 
-def test_deploy_before_any_model_is_registered_fails_naming_it_and_changes_nothing(platform):
-    result = deploy(platform, "-e", f"model_name={MODEL}", "-e", "model_alias=champion")
-    assert result.rc != 0
-    output = one_line(result)
-    assert f"model '{MODEL}' alias 'champion' (models:/{MODEL}@champion) is not in the MLflow registry" in output, (
-        result.tail()
-    )
-    assert "Nothing was changed" in output
-    assert not (platform.home / "supervisor/conf.d/model-server.conf").exists()
-    assert not (platform.home / "records/deploy.json").exists()
+def test_first_model_can_be_turned_off(platform):
+    result = platform.run("site.yml", "--tags", "first_model", "-e", "kubeflow_pipelines_first_model=false")
+    assert_ok(result, "site.yml --tags first_model with kubeflow_pipelines_first_model=false")
+    assert "first model: turned off (kubeflow_pipelines_first_model: false)" in one_line(result), result.tail()
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
 # ---- deploy ----------------------------------------------------------------------------------------------
@@ -176,6 +180,7 @@ def test_deploy_before_any_model_is_registered_fails_naming_it_and_changes_nothi
 def test_trained_model_is_deployed_and_the_deploy_recorded(platform):
     platform.first = train(platform)
     assert platform.first["model_uri"] == f"models:/{MODEL}@champion"
+    assert str(platform.first["version"]) == "2"
     result = deploy(platform, "-e", f"model_name={MODEL}", "-e", "model_alias=champion", timed="first deploy")
     assert_ok(result, "deploy_model.yml")
     version = str(platform.first["version"])
@@ -307,6 +312,7 @@ def test_second_runs_change_nothing(platform):
     result = platform.run("site.yml", timed="site.yml rerun")
     assert_ok(result, "second site.yml")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert "first model: a model is served already" in one_line(result)
     result = deploy(platform, "-e", f"model_name={MODEL}", "-e", "model_alias=champion", timed="deploy rerun")
     assert_ok(result, "second deploy_model.yml")
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
