@@ -2,9 +2,10 @@
 
 One platform for the module (own home and ports): phase1.yml then phase3.yml from nothing; the OpenAI
 Python client gets a chat completion; the roadmap's "generate" request works as /v1/completions; the
-server's token counters grow by exactly the tokens a request reported, and Prometheus scrapes them; a
-killed server is restarted by supervisord; a second run changes nothing and builds nothing; teardown
-keeps the build cache. Bad settings fail in preflight before anything is created.
+server's token counters grow by exactly the tokens a request reported, and Prometheus scrapes them and
+records their cost per 1000 tokens, shown on the status page; a killed server is restarted by
+supervisord; a second run changes nothing and builds nothing; teardown keeps the build cache. Bad
+settings fail in preflight before anything is created.
 """
 
 import json
@@ -186,6 +187,27 @@ def test_the_load_benchmark_runs_and_reports_every_level(platform):
     assert [(level["concurrency"], level["requests"], level["errors"]) for level in levels] == [(1, 1, 0), (2, 2, 0)]
     assert all(0 < level["completion_tokens"] <= 8 * level["requests"] for level in levels), levels
     assert all(level["ttft_p50_ms"] > 0 and level["latency_p99_s"] >= level["latency_p50_s"] for level in levels)
+
+
+def test_tokens_and_their_cost_are_recorded_and_shown_on_the_status_page(platform):
+    # The requests above are in the 5-minute window of the recording rules.
+    server = 'component="llm-serving"'
+    wait_until(
+        lambda: (prometheus_value(platform, f"llm:cost_usd_per_1k_tokens{{{server}}}") or 0) > 0,
+        timeout=120,
+        what="Prometheus to record the LLM server's cost per 1000 tokens",
+    )
+    assert prometheus_value(platform, f"llm:completion_tokens:rate5m{{{server}}}") > 0
+    # The price model at one evaluation: 1.006 USD/h over (prompt + completion tokens/s) * 3600 / 1000.
+    spread = (
+        f"llm:cost_usd_per_1k_tokens{{{server}}} * (llm:prompt_tokens:rate5m{{{server}}}"
+        f" + llm:completion_tokens:rate5m{{{server}}}) * 3.6"
+    )
+    assert abs(prometheus_value(platform, spread) - 1.006) < 1e-6
+    page = get_text(platform.url("prometheus", "/consoles/platform.html"))
+    table = page.split('<table id="llm">', 1)[1].split("</table>", 1)[0]
+    assert "<td>llm-serving</td>" in table, table
+    assert "- (no request counter)" in table, table
 
 
 def test_supervisord_restarts_a_killed_server_and_a_rerun_converges(platform):

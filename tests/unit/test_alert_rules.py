@@ -38,6 +38,15 @@ SEVERITY = {
     "ProjectedMonthlyCostOver100PercentOfBudget": "critical",
 }
 
+# Recording rules: LLM tokens and their cost (observability_llm_hourly_price_usd).
+RECORDED = (
+    "llm:prompt_tokens:rate5m",
+    "llm:completion_tokens:rate5m",
+    "llm:requests:rate5m",
+    "llm:cost_usd_per_1k_tokens",
+    "llm:cost_usd_per_request",
+)
+
 # Secrets of the receivers: the rendered configuration must point to files holding them, never hold them.
 WEBHOOK_URL = "https://hooks.slack.com/services/T0TEST000/B0TEST000/wEbHoOkToKeN1234567890"
 SMTP_PASSWORD = "smtp-Pa55w0rd-n0t-in-config"
@@ -99,6 +108,8 @@ def alert_rules(rules_file):
     rules = {}
     for group in yaml.safe_load(rules_file.read_text())["groups"]:
         for rule in group["rules"]:
+            if "record" in rule:
+                continue
             assert rule["alert"] not in rules, f"alert {rule['alert']} is defined twice"
             rules[rule["alert"]] = rule
     return rules
@@ -107,7 +118,7 @@ def alert_rules(rules_file):
 def test_promtool_accepts_the_rules(rules_file):
     proc = run(tool("promtool"), "check", "rules", rules_file)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(SEVERITY)} rules found" in proc.stdout
+    assert f"SUCCESS: {len(SEVERITY) + len(RECORDED)} rules found" in proc.stdout
 
 
 def test_every_alert_has_its_severity(alert_rules):
@@ -493,6 +504,61 @@ def test_promtool_reports_an_alert_that_does_not_fire_as_expected(rules_file, al
     assert proc.returncode != 0
     assert "alertname: Watchdog" in proc.stdout + proc.stderr
     assert "alertname: TargetDown" in proc.stdout + proc.stderr
+
+
+def test_llm_tokens_and_their_cost_are_recorded_from_both_servers(rules_file, tmp_path):
+    """At 1.006 USD/h: llama.cpp at 10 prompt + 40 completion tokens/s costs 1.006 / 180 USD per 1000 tokens;
+    vLLM at 1 request/s costs 1.006 / 3600 USD per request; a server with no traffic has no cost sample."""
+    llama = {"component": "llm-serving", "job": "llm-server", "instance": "127.0.0.1:8081"}
+    vllm = {"component": "vllm", "job": "vllm", "instance": "10.0.0.5:8000"}
+    idle = {"component": "idle-llm", "job": "idle", "instance": "127.0.0.1:8082"}
+    input_series = [
+        series("llamacpp:prompt_tokens_total", llama, "0+600x10"),
+        series("llamacpp:tokens_predicted_total", llama, "0+2400x10"),
+        series("vllm:prompt_tokens_total", vllm, "0+1200x10"),
+        series("vllm:generation_tokens_total", vllm, "0+1200x10"),
+        series("vllm:request_success_total", vllm, "0+60x10"),
+        series("llamacpp:prompt_tokens_total", idle, "5x10"),
+        series("llamacpp:tokens_predicted_total", idle, "7x10"),
+    ]
+
+    def sample(name, labels, value):
+        return {"expr": name, "eval_time": "10m", "exp_samples": [{"labels": f"{name}{{{labels}}}", "value": value}]}
+
+    tests = [
+        {
+            "expr": "llm:completion_tokens:rate5m",
+            "eval_time": "10m",
+            "exp_samples": [
+                {"labels": 'llm:completion_tokens:rate5m{component="idle-llm"}', "value": 0},
+                {"labels": 'llm:completion_tokens:rate5m{component="llm-serving"}', "value": 40},
+                {"labels": 'llm:completion_tokens:rate5m{component="vllm"}', "value": 20},
+            ],
+        },
+        {
+            "expr": "llm:cost_usd_per_1k_tokens",
+            "eval_time": "10m",
+            "exp_samples": [
+                {"labels": 'llm:cost_usd_per_1k_tokens{component="llm-serving"}', "value": 1.006 / 180},
+                {"labels": 'llm:cost_usd_per_1k_tokens{component="vllm"}', "value": 1.006 / 144},
+            ],
+        },
+        sample("llm:cost_usd_per_request", 'component="vllm"', 1.006 / 3600),
+    ]
+    shutil.copy(rules_file, tmp_path / "rules.yml")
+    test_file = tmp_path / "test.yml"
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": ["rules.yml"],
+                "evaluation_interval": "1m",
+                "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": tests}],
+            },
+            sort_keys=False,
+        )
+    )
+    proc = run(tool("promtool"), "test", "rules", test_file.name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # --- Alertmanager configuration --------------------------------------------------------------
