@@ -159,6 +159,8 @@ EXPECTED = {
                 "vllm:gpu_cache_usage_perc",
                 "vllm:kv_cache_usage_perc",  # vLLM >= 0.10's name for gpu_cache_usage_perc
                 "vllm:generation_tokens_total",
+                "llm:cost_usd_per_1k_tokens",  # recording rules of templates/rules.yml.j2
+                "llm:cost_usd_per_request",
             }
         ),
         required=frozenset(
@@ -186,6 +188,8 @@ EXPECTED = {
             "vLLM requests running": "none",
             "vLLM KV cache usage": "percentunit",
             "vLLM generation throughput": "suffix: tok/s",
+            "LLM cost per 1000 tokens": "currencyUSD",
+            "LLM cost per request": "currencyUSD",
         },
     ),
 }
