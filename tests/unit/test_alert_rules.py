@@ -456,6 +456,11 @@ def promtool_test(rules_file, alert_rules, tmp_path, input_series, checks):
                 "exp_alerts": [f.expected(c["alertname"], rule) for f in c["fires"]],
             }
         )
+    return promtool_run(rules_file, tmp_path, input_series, alert_rule_test=alert_tests)
+
+
+def promtool_run(rules_file, tmp_path, input_series, **tests):
+    """Run one promtool unit test (alert_rule_test and/or promql_expr_test) against a copy of the rules."""
     shutil.copy(rules_file, tmp_path / "rules.yml")
     test_file = tmp_path / "test.yml"
     test_file.write_text(
@@ -463,7 +468,7 @@ def promtool_test(rules_file, alert_rules, tmp_path, input_series, checks):
             {
                 "rule_files": ["rules.yml"],
                 "evaluation_interval": "1m",
-                "tests": [{"interval": "1m", "input_series": input_series, "alert_rule_test": alert_tests}],
+                "tests": [{"interval": "1m", "input_series": input_series, **tests}],
             },
             sort_keys=False,
         )
@@ -545,19 +550,7 @@ def test_llm_tokens_and_their_cost_are_recorded_from_both_servers(rules_file, tm
         },
         sample("llm:cost_usd_per_request", 'component="vllm"', 1.006 / 3600),
     ]
-    shutil.copy(rules_file, tmp_path / "rules.yml")
-    test_file = tmp_path / "test.yml"
-    test_file.write_text(
-        yaml.safe_dump(
-            {
-                "rule_files": ["rules.yml"],
-                "evaluation_interval": "1m",
-                "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": tests}],
-            },
-            sort_keys=False,
-        )
-    )
-    proc = run(tool("promtool"), "test", "rules", test_file.name, cwd=tmp_path)
+    proc = promtool_run(rules_file, tmp_path, input_series, promql_expr_test=tests)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
