@@ -1,5 +1,7 @@
 """Helpers for tests that run the project's playbooks and services the way a user does."""
 
+import fcntl
+import json
 import os
 import re
 import socket
@@ -39,20 +41,47 @@ def _is_free(port):
     return True
 
 
+# Ports handed out to running test processes on this machine ({port: pid}). A port that is free when
+# one process looks may be bound by another's service a minute later: every process records what it
+# took, under a lock, and skips what a live process holds (the two xdist workers, parallel runs).
+PORT_CLAIMS = Path(os.environ.get("ARGOEKS_TEST_PORT_CLAIMS", "/tmp/argoeks-test-ports.json"))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def free_ports(count, also_plus=10000, start=21000, end=29000):
     """`count` free loopback ports p for which p + also_plus is free too (SeaweedFS's gRPC ports)."""
-    ports = []
-    # Start at a spot that depends on the process so parallel runs on one machine rarely collide.
-    port = start + (os.getpid() * 7) % (end - start)
-    for _ in range(end - start):
-        port = start if port >= end else port + 1
-        if port in ports or port + also_plus in ports:
-            continue
-        if _is_free(port) and (not also_plus or _is_free(port + also_plus)):
-            ports.append(port)
-            if len(ports) == count:
-                return ports
-    raise RuntimeError("no free loopback ports")
+    with open(PORT_CLAIMS.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            claims = {int(port): pid for port, pid in json.loads(PORT_CLAIMS.read_text()).items()}
+        except (FileNotFoundError, ValueError):
+            claims = {}
+        claims = {port: pid for port, pid in claims.items() if _alive(pid)}
+        taken = set(claims)
+        ports = []
+        port = start + (os.getpid() * 7919) % (end - start)
+        for _ in range(end - start):
+            port = start if port >= end else port + 1
+            wanted = {port, port + also_plus} if also_plus else {port}
+            if wanted & taken:
+                continue
+            if all(_is_free(p) for p in wanted):
+                ports.append(port)
+                taken |= wanted
+                claims.update(dict.fromkeys(wanted, os.getpid()))
+                if len(ports) == count:
+                    PORT_CLAIMS.write_text(json.dumps(claims))
+                    return ports
+        raise RuntimeError("no free loopback ports")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -327,7 +328,9 @@ def test_role_applies_releases_and_objects(converged: dict[str, Any]) -> None:
 
     # the platform alert rules, the same as standalone's
     rule = get(kube, "prometheusrule", "argoeks-platform", "-n", "monitoring")
-    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"] if "alert" in r}
+    records = {r["record"] for g in rule["spec"]["groups"] for r in g["rules"] if "record" in r}
+    assert {"llm:cost_usd_per_1k_tokens", "llm:cost_usd_per_request"} <= records
     assert {"Watchdog", "TargetDown", "HostDiskSpaceLow", "ModelErrorBudgetBurn"} <= alerts
     assert {"ProjectedMonthlyCostOver80PercentOfBudget", "ProjectedMonthlyCostOver100PercentOfBudget"} <= alerts
 
@@ -485,6 +488,10 @@ def test_rendered_alert_rules_parse(rendered: dict[str, Any], tmp_path: Path) ->
     for group in groups:
         assert group["name"] and group["rules"]
         for r in group["rules"]:
+            if "record" in r:  # recording rules: a metric name with a colon (level:metric[:op]), no alert fields
+                assert re.fullmatch(r"[a-z_]+(:[a-z0-9_]+)+", r["record"])
+                assert "alert" not in r and "annotations" not in r
+                continue
             assert r["alert"] and r["labels"]["severity"] in {"critical", "warning", "info", "none"}
             assert r["annotations"]["runbook_url"].split("#")[0].endswith(".md")
     if promql_parser is None:
