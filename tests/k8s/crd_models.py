@@ -15,11 +15,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".venv" / "crd-models"
-PACKAGES = {"@kubernetes-models/karpenter": "2.0.0"}
+PACKAGES = {
+    "@kubernetes-models/karpenter": "2.0.0",
+    "@kubernetes-models/keda": "2.0.0",
+    "@kubernetes-models/prometheus-operator": "6.0.0",
+}
 # apiVersion -> (package module, the kinds it validates)
 MODELS = {
     "karpenter.sh/v1": ("@kubernetes-models/karpenter/karpenter.sh/v1", ("NodePool", "NodeClaim")),
     "karpenter.k8s.aws/v1": ("@kubernetes-models/karpenter/karpenter.k8s.aws/v1", ("EC2NodeClass",)),
+    "keda.sh/v1alpha1": ("@kubernetes-models/keda/keda.sh/v1alpha1", ("ScaledObject", "TriggerAuthentication")),
+    "monitoring.coreos.com/v1": (
+        "@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1",
+        ("ServiceMonitor", "PodMonitor", "PrometheusRule"),
+    ),
 }
 
 VALIDATE = """
@@ -64,7 +73,9 @@ def installed(cache: Path = CACHE) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
         raise RuntimeError(f"npm install {' '.join(specs)} failed:\n{proc.stdout}\n{proc.stderr}")
     (scratch / "packages.json").write_text(wanted)
-    # Another worker may have installed it meanwhile: keep the first complete one.
+    # Another worker may have installed it meanwhile: keep the first complete one. Other versions go.
+    if cache.is_dir() and (not stamp.is_file() or stamp.read_text() != wanted):
+        shutil.rmtree(cache, ignore_errors=True)
     try:
         scratch.rename(cache)
     except OSError:

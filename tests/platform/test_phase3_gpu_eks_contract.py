@@ -1,23 +1,31 @@
-"""The GPU node pool on the eks target (inventories/dev), with the AWS side answered by the AWS emulator.
+"""The GPU node pool and vLLM on the eks target (inventories/dev), with the AWS side answered by the AWS emulator.
 
 A GPU setting that is wrong fails in preflight before anything exists. Phase 1's network, cluster and Kubernetes
 ground come first (only those roles); then phase3.yml --tags gpu_nodes makes the node role, the interruption queue
 with its EventBridge rules and the Karpenter controller's IRSA role (least privilege), and renders the
 EC2NodeClass and the GPU NodePool, which Karpenter's published v1 schemas accept (and which they would refuse if
 wrong), and the values of the Karpenter, NVIDIA device plugin and DCGM exporter releases. Again with no change, in
-check mode, then the gpu_test pod renders; teardown removes everything the role made. Every AWS call is allowed
-by the documented IAM policy. (The emulator has no EKS access entries: that step is skipped here, and
-eks_access_entry is unit-tested.)
+check mode, then the gpu_test pod renders. phase3.yml --tags llm_serving makes the model bucket and vLLM's IRSA
+role and renders vLLM on the GPU pool (Deployment, Service, NetworkPolicies: strictly validated, restricted Pod
+Security, reachable only as intended) with its ServiceMonitor and KEDA ScaledObject (checked against the
+prometheus-operator and KEDA published schemas). Teardown removes everything the roles made and keeps the model
+bucket unless asked. Every AWS call is allowed by the documented IAM policy. (The emulator has no EKS access
+entries: that step is skipped here, and eks_access_entry is unit-tested.)
 """
 
 import json
+import shutil
+import sys
 
 import pytest
 import yaml
 
 from tests.aws import CREDENTIALS, assert_every_call_is_in_the_iam_policy, aws_emulator
-from tests.k8s import crd_models
-from tests.support import playbook, tool_env
+from tests.k8s import cluster_rules, crd_models
+from tests.support import ROOT, playbook, tool_env
+
+sys.path.insert(0, str(ROOT / "tools"))
+import validate_manifests
 
 pytestmark = pytest.mark.platform
 
@@ -26,6 +34,10 @@ CLUSTER = "dev-mlops-cluster-01"
 NODE_ROLE = f"{CLUSTER}-karpenter-node"
 CONTROLLER_ROLE = f"{CLUSTER}-karpenter"
 QUEUE = f"{CLUSTER}-karpenter"
+VLLM_ROLE = f"{CLUSTER}-vllm"
+MODEL_BUCKET = f"{CLUSTER}-vllm-models"
+MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
+VLLM_POD = {"app.kubernetes.io/name": "vllm"}
 RULES = {f"{QUEUE}-{name}" for name in ("scheduled-change", "spot-interruption", "rebalance", "instance-state-change")}
 
 
@@ -186,11 +198,146 @@ def test_release_values_wire_karpenter_to_its_role_and_queue_and_pin_nvidia_to_g
     assert yaml.safe_load((values / "dcgm-exporter.yaml").read_text())["serviceMonitor"]["enabled"] is True
 
 
+def vllm_objects(dev, name="llm-serving"):
+    return [o for o in yaml.safe_load_all((dev.rendered / f"{name}.yaml").read_text()) if o]
+
+
+def test_vllm_on_the_gpu_pool(dev):
+    result = dev("phase3.yml", "--tags", "llm_serving")
+    assert_ok(result, "phase3.yml --tags llm_serving")
+    words = " ".join(result.output.split())
+    assert f"OpenAI API: http://vllm.vllm.svc.cluster.local:8000/v1 (model {MODEL})" in words, result.tail()
+    assert "LLM server: vLLM (v0.34.0) in namespace vllm" in words, result.tail()
+
+
+def test_vllm_objects_pass_strict_validation_and_restricted_pod_security(dev, tmp_path):
+    shutil.copy(dev.rendered / "llm-serving.yaml", tmp_path)
+    _, problems = validate_manifests.validate(tmp_path, "1.32")
+    assert problems == [], "\n".join(str(p) for p in problems)
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in vllm_objects(dev)}
+    deployment, service = objects[("Deployment", "vllm")], objects[("Service", "vllm")]
+    spec = deployment["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert "replicas" not in deployment["spec"]  # KEDA's to set
+    assert spec["serviceAccountName"] == "vllm"
+    assert spec["nodeSelector"] == {"karpenter.sh/nodepool": "gpu"}
+    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert container["image"] == "docker.io/vllm/vllm-openai:v0.34.0"
+    assert container["args"][0] == MODEL and f"--served-model-name={MODEL}" in container["args"]
+    assert "--max-model-len=4096" in container["args"] and "--tensor-parallel-size=1" in container["args"]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] == 1200
+    token = next(e for e in container["env"] if e["name"] == "HF_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "vllm-hf-token", "key": "token", "optional": True}
+    assert cluster_rules.pod_security_violations(spec, "restricted") == []
+    # the roadmap's vllm.vllm.svc.cluster.local:8000
+    assert service["metadata"]["namespace"] == "vllm" and service["spec"]["selector"] == VLLM_POD
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_vllm_is_reached_by_the_platform_and_scraped_and_keda_reads_prometheus(dev):
+    policies = [
+        o
+        for name in ("platform-base.yaml", "llm-serving.yaml")
+        for o in yaml.safe_load_all((dev.rendered / name).read_text())
+        if o and o["kind"] == "NetworkPolicy"
+    ]
+    allows = cluster_rules.allows
+
+    def namespace(name, **labels):
+        return (name, {"kubernetes.io/metadata.name": name, **labels}, {})
+
+    rag = namespace("rag", **{"app.kubernetes.io/part-of": "argoeks"})
+    assert allows(policies, "vllm", VLLM_POD, "Ingress", rag, 8000), "rag -> vLLM"
+    assert not allows(policies, "vllm", VLLM_POD, "Ingress", namespace("default"), 8000), "default -> vLLM"
+    monitoring = ("monitoring", {"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "prometheus"})
+    assert allows(policies, "vllm", VLLM_POD, "Ingress", monitoring, 8000), "Prometheus scrapes vLLM"
+    assert allows(policies, "vllm", VLLM_POD, "Egress", "3.5.0.10", 443), "vLLM -> Hugging Face / S3"
+    assert not allows(policies, "vllm", VLLM_POD, "Egress", "3.5.0.10", 80)
+    keda = ("keda", {"kubernetes.io/metadata.name": "keda"}, {"app": "keda-operator"})
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    assert allows(policies, "monitoring", prometheus, "Ingress", keda, 9090), "KEDA -> Prometheus"
+    assert not allows(policies, "monitoring", prometheus, "Ingress", namespace("default"), 9090)
+
+
+def test_servicemonitor_and_scaledobject_pass_the_upstream_schemas(dev):
+    objects = vllm_objects(dev, "llm-serving-autoscaling")
+    assert {(o["apiVersion"], o["kind"]) for o in objects} == {
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("keda.sh/v1alpha1", "ScaledObject"),
+    }
+    assert crd_models.problems(objects) == []
+    monitor = next(o for o in objects if o["kind"] == "ServiceMonitor")["spec"]
+    assert monitor["selector"]["matchLabels"] == VLLM_POD
+    assert monitor["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "15s"}]
+    scaled = next(o for o in objects if o["kind"] == "ScaledObject")["spec"]
+    assert scaled["scaleTargetRef"] == {"name": "vllm"}
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (1, 2)
+    (trigger,) = scaled["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert trigger["metadata"]["query"].startswith('sum(vllm:num_requests_waiting{namespace="vllm"})')
+    assert trigger["metadata"]["serverAddress"] == "http://prometheus-operated.monitoring.svc:9090"
+    assert trigger["metadata"]["threshold"] == "5"
+    # A mistake of each kind is refused: the validators are not rubber stamps.
+    broken = json.loads(json.dumps(objects))
+    for obj in broken:
+        if obj["kind"] == "ScaledObject":
+            del obj["spec"]["scaleTargetRef"]
+        else:
+            obj["spec"]["endpoints"][0]["interval"] = "fifteen seconds"
+    found = crd_models.problems(broken)
+    assert len(found) == 2, found
+    assert any(f.startswith("ScaledObject/vllm:") and "scaleTargetRef" in f for f in found), found
+    assert any(f.startswith("ServiceMonitor/vllm:") for f in found), found
+
+
+def test_keda_values_are_rendered(dev):
+    keda = yaml.safe_load((dev.rendered / "values" / "llm-serving" / "keda.yaml").read_text())
+    assert keda["prometheus"]["operator"]["serviceMonitor"]["enabled"] is True
+
+
+def test_vllm_reads_its_model_bucket_and_nothing_else(dev, emulator):
+    iam, s3 = emulator.client("iam"), emulator.client("s3")
+    role = iam.get_role(RoleName=VLLM_ROLE)["Role"]
+    assert "system:serviceaccount:vllm:vllm" in json.dumps(role["AssumeRolePolicyDocument"])
+    (name,) = iam.list_role_policies(RoleName=VLLM_ROLE)["PolicyNames"]
+    statements = iam.get_role_policy(RoleName=VLLM_ROLE, PolicyName=name)["PolicyDocument"]["Statement"]
+    actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    resources = {r for s in statements for r in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])}
+    assert actions == {"s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject"}
+    assert resources == {f"arn:aws:s3:::{MODEL_BUCKET}", f"arn:aws:s3:::{MODEL_BUCKET}/*"}
+    # the service account k8s_platform_base made assumes exactly this role
+    accounts = [o for o in yaml.safe_load_all((dev.rendered / "platform-base.yaml").read_text()) if o]
+    account = next(o for o in accounts if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "vllm")
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role["Arn"]
+    # the bucket: versioned, encrypted, private, HTTPS only
+    assert s3.get_bucket_versioning(Bucket=MODEL_BUCKET)["Status"] == "Enabled"
+    rules = s3.get_bucket_encryption(Bucket=MODEL_BUCKET)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=MODEL_BUCKET)["PublicAccessBlockConfiguration"]
+    assert all(block.values()) and len(block) == 4
+    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket=MODEL_BUCKET)["Policy"]
+
+
+def test_bad_vllm_settings_fail_before_any_change(dev, emulator):
+    result = dev("phase3.yml", "--tags", "llm_serving", "-e", "llm_serving_model_source=ftp")
+    assert result.rc != 0
+    assert "llm_serving_model_source" in result.output and "ftp" in result.output, result.tail()
+    result = dev("phase3.yml", "--tags", "llm_serving", "-e", '{"llm_serving_min_replicas": 3}')
+    assert result.rc != 0
+    assert "1 <= llm_serving_min_replicas (3) <= llm_serving_max_replicas (2)" in " ".join(result.output.split())
+    # nothing was changed: the rendered Deployment is still the good one
+    (deployment,) = [o for o in vllm_objects(dev) if o["kind"] == "Deployment"]
+    assert deployment["metadata"]["name"] == "vllm"
+
+
 def test_second_run_and_check_mode_change_nothing(dev):
-    again = dev("phase3.yml", "--tags", "gpu_nodes")
+    again = dev("phase3.yml", "--tags", "gpu_nodes,llm_serving")
     assert_ok(again, "second run")
     assert again.changed == 0, again.tail()
-    check = dev("phase3.yml", "--tags", "gpu_nodes", "--check")
+    check = dev("phase3.yml", "--tags", "gpu_nodes,llm_serving", "--check")
     assert_ok(check, "check mode")
     assert check.changed == 0, check.tail()
 
@@ -203,6 +350,19 @@ def test_gpu_test_pod_requests_a_gpu_and_tolerates_the_taint(dev):
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert pod["spec"]["nodeSelector"] == {"karpenter.sh/nodepool": "gpu"}
+
+
+def test_teardown_of_vllm_keeps_the_model_bucket_unless_asked(dev, emulator):
+    result = dev("teardown.yml", "--tags", "llm_serving")
+    assert_ok(result, "teardown.yml --tags llm_serving")
+    assert f"llm_serving: kept s3://{MODEL_BUCKET}" in " ".join(result.output.split()), result.tail()
+    for name in ("llm-serving.yaml", "llm-serving-autoscaling.yaml", "values/llm-serving"):
+        assert not (dev.rendered / name).exists(), name
+    assert VLLM_ROLE not in role_names(emulator)
+    s3 = emulator.client("s3")
+    assert MODEL_BUCKET in {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert_ok(dev("teardown.yml", "--tags", "llm_serving", "-e", "llm_serving_delete_data=true"), "with delete_data")
+    assert MODEL_BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}
 
 
 def test_teardown_removes_the_pool_and_everything_it_made(dev, emulator):
