@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.k8s import crd_models
 from tests.support import playbook
 
 from .conftest import ROOT, Kube, PlaybookRun
@@ -245,6 +246,8 @@ def test_rendered_manifests_pass_strict_validation(rendered: dict[str, Any]) -> 
     objects, problems = validate_manifests.validate(rendered["out"], "1.32", crd_dirs=[CRDS])
     assert problems == [], "\n".join(str(p) for p in problems)
     assert sorted(o["kind"] for _, _, o in objects) == ["ServiceMonitor"]
+    # and the published prometheus-operator schema (npm @kubernetes-models) accepts it too
+    assert crd_models.problems([o for _, _, o in objects]) == []
 
 
 def test_rendered_values_network_policy_is_a_valid_egress_rule(rendered: dict[str, Any], tmp_path: Path) -> None:

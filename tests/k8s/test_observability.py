@@ -23,6 +23,7 @@ import boto3
 import pytest
 import yaml
 
+from tests.k8s import crd_models
 from tests.support import free_ports, wait_until
 
 from .conftest import ROOT, Kube, PlaybookRun
@@ -464,6 +465,9 @@ def test_rendered_manifests_pass_strict_validation(rendered: dict[str, Any]) -> 
     # without the CRD the rule is reported, so the check above did validate it
     _, without_crd = validate_manifests.validate(rendered["out"], "1.32")
     assert [p.obj for p in without_crd] == ["PrometheusRule monitoring/argoeks-platform"]
+    # and the published prometheus-operator schema (npm @kubernetes-models) accepts it too
+    rules = [o for _, _, o in objects if o["kind"] == "PrometheusRule"]
+    assert crd_models.problems(rules) == []
 
 
 def test_rendered_rule_validation_catches_a_typo(rendered: dict[str, Any], tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.aws import CREDENTIALS, assert_every_call_is_in_the_iam_policy, aws_emulator
+from tests.k8s import crd_models
 from tests.support import ROOT, playbook, tool_env
 
 sys.path.insert(0, str(ROOT / "tools"))
@@ -150,6 +151,9 @@ def test_rendered_manifests_pass_strict_validation(dev):
         ("ServiceMonitor", "mlflow-tracking"),
     }
     assert expected <= kinds
+    # custom resources: the published prometheus-operator schema (npm @kubernetes-models) accepts them too
+    custom = [o for _, _, o in objects if o["apiVersion"] in crd_models.MODELS]
+    assert custom and crd_models.problems(custom) == []
 
 
 def test_deployment_runs_the_pinned_image_non_root_against_rds_and_s3(dev):
