@@ -22,7 +22,7 @@ PHASE2_SERVICES = ("postgresql", "postgresql-exporter", "mlflow")
 # What deploy_model.yml adds.
 SERVING_SERVICES = ("model-server",)
 # What the rest of a full phase2.yml adds (Feast, JupyterHub).
-PHASE2_OTHER_SERVICES = ("feast-redis", "feast-server", "jupyterhub")
+PHASE2_OTHER_SERVICES = ("feast-redis", "feast-server", "jupyterhub-proxy", "jupyterhub")
 
 
 class Platform:

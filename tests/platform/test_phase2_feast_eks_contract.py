@@ -110,6 +110,7 @@ def test_the_bucket_and_the_irsa_role(dev):
     s3 = dev.client("s3")
     assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
     assert all(s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"].values())
+    assert "aws:SecureTransport" in s3.get_bucket_policy(Bucket=BUCKET)["Policy"]  # HTTPS only
     iam = dev.client("iam")
     trust = json.dumps(iam.get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"])
     assert "system:serviceaccount:feast:feast" in trust
