@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 
+import yaml
+
 BASELINE_CAPABILITIES = {
     "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
     "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
@@ -188,6 +190,16 @@ def _peer_matches(peers, peer, own_namespace):
         if in_namespace and (pod_selector is None or selects(pod_selector, pod_labels)):
             return True
     return False
+
+
+def network_policies(paths):
+    """Every NetworkPolicy in the rendered manifest files given."""
+    return [o for path in paths for o in yaml.safe_load_all(path.read_text()) if o and o["kind"] == "NetworkPolicy"]
+
+
+def namespace_peer(name, labels=None, pod_labels=None):
+    """A peer in namespace `name` (which carries its kubernetes.io/metadata.name label and `labels`)."""
+    return (name, {"kubernetes.io/metadata.name": name, **(labels or {})}, pod_labels or {})
 
 
 def allows(policies, namespace, pod_labels, direction, peer, port, protocol="TCP"):

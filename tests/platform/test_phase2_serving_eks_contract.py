@@ -100,13 +100,9 @@ PREDICTOR = {"serving.kserve.io/inferenceservice": "iris-classifier", "app": "is
 
 
 def test_kserve_controller_reaches_the_api_server_and_its_webhook_is_reached_behind_default_deny(dev):
-    policies = [
-        o
-        for name in ("platform-base.yaml", "model-serving.yaml")
-        for o in yaml.safe_load_all((dev.rendered / name).read_text())
-        if o and o["kind"] == "NetworkPolicy"
-    ]
-    allows = cluster_rules.allows
+    files = ("platform-base.yaml", "model-serving.yaml")
+    policies = cluster_rules.network_policies([dev.rendered / name for name in files])
+    allows, namespace = cluster_rules.allows, cluster_rules.namespace_peer
     assert allows(policies, "kserve", KSERVE_CONTROLLER, "Egress", API_SERVER, 443), "controller -> API server"
     assert allows(policies, "kserve", KSERVE_CONTROLLER, "Ingress", API_SERVER, 9443), "API server -> webhook"
     # Exactly these: other pods of the namespace get neither, and the controller nothing more.
@@ -114,11 +110,9 @@ def test_kserve_controller_reaches_the_api_server_and_its_webhook_is_reached_beh
     assert not allows(policies, "kserve", {"app": "other"}, "Ingress", API_SERVER, 9443)
     assert not allows(policies, "kserve", KSERVE_CONTROLLER, "Egress", API_SERVER, 5432)
     # Predictors: clients of the platform's namespaces in on 8080, S3 out on 443, nothing from elsewhere.
-    jupyter = ("jupyter", {"kubernetes.io/metadata.name": "jupyter", "app.kubernetes.io/part-of": "argoeks"}, {})
+    jupyter = namespace("jupyter", {"app.kubernetes.io/part-of": "argoeks"})
     assert allows(policies, "kserve", PREDICTOR, "Ingress", jupyter, 8080)
-    assert not allows(
-        policies, "kserve", PREDICTOR, "Ingress", ("default", {"kubernetes.io/metadata.name": "default"}, {}), 8080
-    )
+    assert not allows(policies, "kserve", PREDICTOR, "Ingress", namespace("default"), 8080)
     assert allows(policies, "kserve", PREDICTOR, "Egress", "52.216.0.10", 443)
 
 

@@ -238,26 +238,17 @@ def test_vllm_objects_pass_strict_validation_and_restricted_pod_security(dev, tm
 
 
 def test_vllm_is_reached_by_the_platform_and_scraped_and_keda_reads_prometheus(dev):
-    policies = [
-        o
-        for name in ("platform-base.yaml", "llm-serving.yaml")
-        for o in yaml.safe_load_all((dev.rendered / name).read_text())
-        if o and o["kind"] == "NetworkPolicy"
-    ]
-    allows = cluster_rules.allows
-
-    def namespace(name, **labels):
-        return (name, {"kubernetes.io/metadata.name": name, **labels}, {})
-
-    rag = namespace("rag", **{"app.kubernetes.io/part-of": "argoeks"})
+    policies = cluster_rules.network_policies([dev.rendered / "platform-base.yaml", dev.rendered / "llm-serving.yaml"])
+    allows, namespace = cluster_rules.allows, cluster_rules.namespace_peer
+    rag = namespace("rag", {"app.kubernetes.io/part-of": "argoeks"})
     assert allows(policies, "vllm", VLLM_POD, "Ingress", rag, 8000), "rag -> vLLM"
     assert not allows(policies, "vllm", VLLM_POD, "Ingress", namespace("default"), 8000), "default -> vLLM"
-    monitoring = ("monitoring", {"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "prometheus"})
+    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    monitoring = namespace("monitoring", pod_labels=prometheus)
     assert allows(policies, "vllm", VLLM_POD, "Ingress", monitoring, 8000), "Prometheus scrapes vLLM"
     assert allows(policies, "vllm", VLLM_POD, "Egress", "3.5.0.10", 443), "vLLM -> Hugging Face / S3"
     assert not allows(policies, "vllm", VLLM_POD, "Egress", "3.5.0.10", 80)
-    keda = ("keda", {"kubernetes.io/metadata.name": "keda"}, {"app": "keda-operator"})
-    prometheus = {"app.kubernetes.io/name": "prometheus"}
+    keda = namespace("keda", pod_labels={"app": "keda-operator"})
     assert allows(policies, "monitoring", prometheus, "Ingress", keda, 9090), "KEDA -> Prometheus"
     assert not allows(policies, "monitoring", prometheus, "Ingress", namespace("default"), 9090)
 
