@@ -59,6 +59,8 @@ def test_phase1_then_the_data_lake_from_nothing(platform):
     summary = " ".join(run.output.split())
     assert "users batch" in summary and ": promoted" in summary
     assert "lifecycle transitions (bronze, silver)" in summary, "the skipped features are not named"
+    status = platform.ctl("status").stdout
+    assert "postgresql" not in status and "mlflow" not in status, "the tag must install the data lake alone"
 
 
 def test_buckets_are_encrypted_and_gold_is_versioned(platform):
