@@ -4,8 +4,10 @@ One platform for the module (own home and ports): phase1.yml then phase3.yml fro
 Python client gets a chat completion; the roadmap's "generate" request works as /v1/completions; the
 server's token counters grow by exactly the tokens a request reported, and Prometheus scrapes them and
 records their cost per 1000 tokens, shown on the status page; a killed server is restarted by
-supervisord; a second run changes nothing and builds nothing; teardown keeps the build cache. Bad
-settings fail in preflight before anything is created.
+supervisord; the vector database (Month 5) is the platform's PostgreSQL with pgvector built from Debian's
+source package, its documents table with vector(384) and an HNSW index, and a cosine nearest-neighbour
+query answers; a second run changes nothing and builds nothing; teardown keeps the build cache and the
+documents. Bad settings fail in preflight before anything is created.
 """
 
 import json
@@ -29,7 +31,7 @@ pytestmark = pytest.mark.platform
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUILD_CACHE = Path("/var/cache/argoeks/llama.cpp/11434.0.0/llama-server")
-ALL_SERVICES = (*SERVICES, "llm-server")
+ALL_SERVICES = (*SERVICES, "llm-server", "postgresql", "postgresql-exporter")
 
 
 @pytest.fixture(scope="module")
@@ -221,6 +223,45 @@ def test_supervisord_restarts_a_killed_server_and_a_rerun_converges(platform):
     assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
 
 
+def rag_sql(platform, sql):
+    """psql as the RAG database's owner, with the generated password: unaligned rows."""
+    secret = json.loads((platform.home / "secrets/postgresql-db-rag.json").read_text())
+    port = str(platform.vars["postgresql_port"])
+    proc = subprocess.run(
+        ["psql", "-qAt", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", port, "-U", "rag", "rag", "-c", sql],
+        env={"PATH": "/usr/bin:/bin", "PGPASSWORD": secret["password"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_the_vector_database_has_pgvector_the_documents_schema_and_answers_a_nearest_neighbour_query(platform):
+    assert rag_sql(platform, "SELECT extversion FROM pg_extension WHERE extname = 'vector'") == "0.8.0"
+    column = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'documents'::regclass"
+    assert rag_sql(platform, f"{column} AND attname = 'embedding'") == "vector(384)"
+    index = rag_sql(platform, "SELECT indexdef FROM pg_indexes WHERE indexname = 'documents_embedding_idx'")
+    assert "USING hnsw (embedding vector_cosine_ops) WITH (m='16', ef_construction='64')" in index
+    assert rag_sql(platform, "SELECT string_agg(version::text, ',') FROM schema_migrations") == "1"
+
+    def vector(hot):
+        return "[" + ",".join("1" if i == hot else "0.01" for i in range(384)) + "]"
+
+    rows = ", ".join(f"('test-knn', {i}, 'chunk {i}', '{vector(i)}')" for i in range(3))
+    nearest = rag_sql(
+        platform,
+        f"INSERT INTO documents (source, chunk_index, content, embedding) VALUES {rows};"  # noqa: S608 - the test's own rows
+        f" SELECT content FROM documents ORDER BY embedding <=> '{vector(2)}' LIMIT 1;"
+        " DELETE FROM documents WHERE source = 'test-knn';",
+    )
+    assert nearest.splitlines()[0] == "chunk 2", nearest
+    with pytest.raises(AssertionError, match="expected 384 dimensions, not 1"):
+        rag_sql(platform, "INSERT INTO documents (source, chunk_index, content, embedding) VALUES ('x', 0, 'x', '[1]')")
+
+
 def test_second_run_changes_and_builds_nothing(platform):
     built = BUILD_CACHE.stat().st_mtime_ns
     installed = (platform.home / "llm-serving/bin/llama-server").stat().st_mtime_ns
@@ -243,6 +284,8 @@ def test_teardown_removes_the_server_and_keeps_the_build(platform):
     assert_ok(result, "teardown.yml --tags phase3")
     assert "llm-server" not in platform.ctl("status").stdout
     assert not (platform.home / "llm-serving").exists()
+    assert "vector_db: the database rag (documents and embeddings) is kept" in " ".join(result.output.split())
+    assert rag_sql(platform, "SELECT count(*) FROM schema_migrations") == "1"
     assert BUILD_CACHE.is_file(), "teardown removed the shared build cache"
     # The model package stays unless llm_serving_delete_data=true.
     assert (platform.home / "venvs/llm-model").is_dir()
