@@ -29,7 +29,7 @@ class Platform:
     def __init__(self, base: Path, **extra_vars):
         self.base = base
         self.home = base / "home"
-        ports = free_ports(20)
+        ports = free_ports(21)
         aws, s3, master, volume, filer, admin, prometheus, alertmanager, node, pg, pg_exporter, mlflow = ports[:12]
         self.vars = {
             "platform_home": str(self.home),
@@ -50,6 +50,7 @@ class Platform:
             "jupyterhub_hub_port": ports[17],
             "jupyterhub_proxy_api_port": ports[18],
             "llm_serving_port": ports[19],
+            "rag_service_port": ports[20],
         }
         self.vars.update(extra_vars)
         self.vars_file = base / "test-vars.yml"

@@ -6,8 +6,13 @@ server's token counters grow by exactly the tokens a request reported, and Prome
 records their cost per 1000 tokens, shown on the status page; a killed server is restarted by
 supervisord; the vector database (Month 5) is the platform's PostgreSQL with pgvector built from Debian's
 source package, its documents table with vector(384) and an HNSW index, and a cosine nearest-neighbour
-query answers; a second run changes nothing and builds nothing; teardown keeps the build cache and the
-documents. Bad settings fail in preflight before anything is created.
+query answers; the RAG service (Month 5) has ingested the project's docs, answers a question about them
+with the right passage first and an answer citing it, ranks the shipped evaluation set better with its
+hybrid reranking than by cosine distance alone, re-ingests without duplicates, refuses bad documents and
+questions by name without writing them, answers 503 while the database is down and recovers, keeps its
+data across a restart of every service, and is scraped; a second run changes nothing and builds nothing;
+teardown keeps the build cache and the documents. Bad settings fail in preflight before anything is
+created.
 """
 
 import json
@@ -31,7 +36,9 @@ pytestmark = pytest.mark.platform
 
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 BUILD_CACHE = Path("/var/cache/argoeks/llama.cpp/11434.0.0/llama-server")
-ALL_SERVICES = (*SERVICES, "llm-server", "postgresql", "postgresql-exporter")
+ALL_SERVICES = (*SERVICES, "llm-server", "postgresql", "postgresql-exporter", "rag-service")
+EVALUATION = json.loads((ROOT / "roles/rag_service/files/evaluation/questions.json").read_text())["questions"]
+BACKUP_QUESTION = EVALUATION[0]
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +105,15 @@ def server_pid(platform):
 
 
 def test_bad_settings_fail_in_preflight_and_create_nothing(platform):
-    result = platform.run("phase3.yml", "-e", "llm_serving_model=Mistral-7B", "-e", "llm_serving_max_model_len=100000")
+    result = platform.run(
+        "phase3.yml",
+        *("-e", "llm_serving_model=Mistral-7B", "-e", "llm_serving_max_model_len=100000"),
+        *("-e", "rag_service_reranker=magic", "-e", "rag_service_chunk_overlap_tokens=160"),
+    )
     assert result.rc != 0
     output = " ".join(result.output.split())
+    assert "rag_service_reranker: 'magic' is not accepted (accepted: hybrid, none, cross-encoder)" in output
+    assert "rag_service_chunk_overlap_tokens: '160' is out of range (accepted: a number >= 0 <= 159)" in output
     assert "llm_serving_model: 'Mistral-7B' is not a model name" in output, result.tail()
     too_long = "llm_serving_max_model_len: '100000' is out of range (accepted: a number >= 128 <= 8192)"
     assert too_long in output, result.tail()
@@ -262,6 +275,205 @@ def test_the_vector_database_has_pgvector_the_documents_schema_and_answers_a_nea
         rag_sql(platform, "INSERT INTO documents (source, chunk_index, content, embedding) VALUES ('x', 0, 'x', '[1]')")
 
 
+def rag(platform, method, path, body=None, raw=None):
+    """(status, JSON) of a request to the RAG service; errors are answers too."""
+    url = f"http://127.0.0.1:{platform.vars['rag_service_port']}{path}"
+    assert url.startswith("http://127.0.0.1:"), url
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=180) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def rag_sources(platform):
+    status, body = rag(platform, "GET", "/v1/sources")
+    assert status == 200, body
+    return {source["source"]: source for source in body["sources"]}
+
+
+def rag_ingest(platform, directory):
+    return platform.run("rag_ingest.yml", "-e", json.dumps({"rag_service_ingest_dirs": [str(directory)]}))
+
+
+def test_the_sample_corpus_is_ingested_and_a_question_gets_its_passage_first_and_an_answer_citing_it(platform):
+    sources = rag_sources(platform)
+    shipped = {f"docs/{path.relative_to(ROOT / 'docs')}" for path in (ROOT / "docs").rglob("*.md")}
+    assert shipped == set(sources), sorted(shipped ^ set(sources))
+    chunks = sum(source["chunks"] for source in sources.values())
+    assert rag_sql(platform, "SELECT count(*) FROM documents") == str(chunks)
+
+    status, reply = rag(platform, "POST", "/v1/query", {"question": BACKUP_QUESTION["question"], "top_k": 5})
+    assert status == 200, reply
+    first = reply["passages"][0]
+    assert (first["source"], first["section"]) == (BACKUP_QUESTION["source"], BACKUP_QUESTION["section"]), reply
+    assert "pg_restore" in first["content"] or "restore" in first["content"].lower(), first
+    assert reply["answer"].strip(), reply
+    assert reply["citations"][0] == {"n": 1, **{k: first[k] for k in ("source", "chunk_index", "section")}}
+    assert reply["usage"]["completion_tokens"] > 0 and reply["usage"]["prompt_tokens"] > 0, reply
+    assert set(reply["timings_ms"]) == {"embed_ms", "search_ms", "rerank_ms", "generate_ms"}, reply
+
+
+def test_the_roadmaps_query_returns_the_nearest_passages_by_cosine_distance(platform):
+    status, reply = rag(
+        platform, "POST", "/v1/search", {"question": "rotate a leaked key", "top_k": 5, "rerank": "none"}
+    )
+    assert status == 200, reply
+    distances = [passage["distance"] for passage in reply["passages"]]
+    assert len(distances) == 5 and distances == sorted(distances), distances
+    assert "answer" not in reply
+
+
+def mean_reciprocal_rank(platform, rerank):
+    total = 0.0
+    for item in EVALUATION:
+        status, reply = rag(
+            platform, "POST", "/v1/search", {"question": item["question"], "top_k": 10, "rerank": rerank}
+        )
+        assert status == 200, reply
+        ranks = [
+            rank
+            for rank, passage in enumerate(reply["passages"], 1)
+            if (passage["source"], passage["section"]) == (item["source"], item["section"])
+        ]
+        total += 1 / ranks[0] if ranks else 0.0
+    return total / len(EVALUATION)
+
+
+def test_hybrid_reranking_ranks_the_evaluation_set_better_than_cosine_distance_alone(platform):
+    dense, hybrid = mean_reciprocal_rank(platform, "none"), mean_reciprocal_rank(platform, "hybrid")
+    print(f"evaluation set MRR: cosine {dense:.3f}, hybrid {hybrid:.3f}")
+    assert hybrid > dense, (dense, hybrid)
+
+
+def test_reingest_writes_nothing_and_a_changed_document_replaces_its_chunks(platform):
+    before = rag_sql(platform, "SELECT count(*), max(id) FROM documents")
+    result = rag_ingest(platform, ROOT / "docs")
+    assert_ok(result, "rag_ingest.yml of the unchanged docs")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert rag_sql(platform, "SELECT count(*), max(id) FROM documents") == before
+
+    corpus = platform.base / "corpus"
+    corpus.mkdir()
+    note = corpus / "note.md"
+    note.write_text("# Zebra protocol\n\n" + "The zebra protocol rotates the quokka keys every night. " * 60)
+    result = rag_ingest(platform, corpus)
+    assert_ok(result, "rag_ingest.yml of a new document")
+    assert result.changed == 1 and "1 documents: 1 new, 0 replaced, 0 unchanged, 0 refused" in " ".join(
+        result.output.split()
+    )
+    first = int(rag_sources(platform)["corpus/note.md"]["chunks"])
+    assert first > 1
+
+    note.write_text("# Zebra protocol\n\nThe zebra protocol was retired; the wombat protocol replaces it.\n")
+    result = rag_ingest(platform, corpus)
+    assert_ok(result, "rag_ingest.yml of a changed document")
+    assert "1 new" not in result.output and "0 new, 1 replaced" in " ".join(result.output.split())
+    rows = rag_sql(platform, "SELECT chunk_index, content FROM documents WHERE source = 'corpus/note.md'")
+    assert rows.splitlines()[0].startswith("0|Zebra protocol") and len(rows.splitlines()) == 1, rows
+    assert "wombat" in rows and "quokka" not in rows, rows
+    status, reply = rag(platform, "POST", "/v1/search", {"question": "Which protocol replaces the zebra protocol?"})
+    assert status == 200, reply
+    assert reply["passages"][0]["source"] == "corpus/note.md", reply
+
+
+def test_bad_documents_and_questions_are_refused_by_name_and_nothing_of_them_is_written(platform):
+    corpus = platform.base / "bad-corpus"
+    corpus.mkdir()
+    (corpus / "good.md").write_text("The capybara runbook explains the capybara restart.\n")
+    (corpus / "empty.md").write_text("  \n\n")
+    (corpus / "latin1.txt").write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    result = rag_ingest(platform, corpus)
+    assert result.rc != 0
+    output = " ".join(result.output.split())
+    assert "refused 2 of 3 documents (the others are ingested)" in output, result.tail()
+    assert "document 'bad-corpus/empty.md' is empty: nothing to ingest" in output
+    assert "document 'bad-corpus/latin1.txt' is not UTF-8 text (byte 0xe9 at offset 3)" in output
+    sources = rag_sources(platform)
+    assert "bad-corpus/good.md" in sources
+    assert "bad-corpus/empty.md" not in sources and "bad-corpus/latin1.txt" not in sources
+
+    # One request with a good and an empty document writes neither.
+    documents = [{"source": "mixed/good", "content": "fine text"}, {"source": "mixed/empty", "content": " "}]
+    status, reply = rag(platform, "POST", "/v1/documents", {"documents": documents})
+    assert status == 422 and reply["detail"] == "document 'mixed/empty' is empty: nothing to ingest", reply
+    assert rag_sql(platform, "SELECT count(*) FROM documents WHERE source LIKE 'mixed/%'") == "0"
+
+    status, reply = rag(platform, "POST", "/v1/query", {"question": "why " * 300})
+    assert status == 422, reply
+    assert reply["detail"].startswith("question is 300 tokens; the embedding model reads at most 256"), reply
+
+
+def test_the_database_down_gives_503_and_the_service_recovers(platform):
+    assert platform.ctl("stop", "postgresql").returncode == 0
+    try:
+        status, reply = rag(platform, "GET", "/health")
+        assert status == 503 and reply["status"].startswith("database unavailable"), reply
+        status, reply = rag(platform, "POST", "/v1/query", {"question": BACKUP_QUESTION["question"]})
+        assert status == 503 and reply["detail"].startswith("database unavailable"), reply
+        result = rag_ingest(platform, ROOT / "docs")
+        assert result.rc != 0
+        assert "is not ready (database unavailable" in " ".join(result.output.split()), result.tail()
+    finally:
+        assert platform.ctl("start", "postgresql").returncode == 0
+    wait_until(lambda: rag(platform, "GET", "/health")[0] == 200, timeout=60, what="the RAG service's /health")
+    status, reply = rag(platform, "POST", "/v1/search", {"question": BACKUP_QUESTION["question"]})
+    assert status == 200 and reply["passages"][0]["source"] == BACKUP_QUESTION["source"], reply
+
+
+def test_the_documents_survive_a_restart_of_every_service(platform):
+    before = rag_sources(platform)
+    pids = platform.pids()
+    assert platform.ctl("restart", "all").returncode == 0
+    wait_until(lambda: platform.healthy(ALL_SERVICES), timeout=120, what="every service after a restart")
+    assert not set(pids.items()) & set(platform.pids().items()), "a service kept its pid"
+    wait_until(lambda: rag(platform, "GET", "/health")[0] == 200, timeout=60, what="the RAG service's /health")
+    assert rag_sources(platform) == before
+    status, reply = rag(platform, "POST", "/v1/query", {"question": BACKUP_QUESTION["question"], "max_tokens": 16})
+    assert status == 200 and reply["passages"][0]["section"] == BACKUP_QUESTION["section"], reply
+    assert reply["answer"].strip()
+
+
+def test_the_rag_service_is_measured_and_scraped(platform):
+    text = get_text(f"http://127.0.0.1:{platform.vars['rag_service_port']}/metrics")
+    generated = re.search(r'^rag_stage_duration_seconds_count\{stage="generate"\} (\S+)$', text, re.M)
+    assert generated and float(generated.group(1)) >= 1, text[:2000]
+    assert re.search(r'^rag_llm_tokens_total\{kind="completion"\} [1-9]', text, re.M), text[:2000]
+    wait_until(
+        lambda: prometheus_value(platform, 'up{job="rag-service", component="rag-service"}') == 1.0,
+        timeout=90,
+        what="Prometheus to scrape rag-service",
+    )
+
+
+def test_the_rag_benchmark_runs_and_reports_every_part(platform):
+    proc = subprocess.run(
+        [
+            str(platform.home / "venvs/rag_service/bin/python"),
+            str(ROOT / "benchmarks/rag.py"),
+            *("--home", str(platform.home), "--url", f"http://127.0.0.1:{platform.vars['rag_service_port']}"),
+            *("--chunks", "300", "--queries", "10", "--ingest-docs", "1", "--cache", str(platform.base / "bench")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"^ingest  1 documents, \d+ chunks: batched \(service\) [\d.]+ s", proc.stdout, re.M), proc.stdout
+    assert re.search(r"one COPY [\d.]+ ms = \d+x$", proc.stdout, re.M), proc.stdout
+    recalls = [float(r) for r in re.findall(r"recall@10 vs exact ([\d.]+) \(10 queries\)", proc.stdout)]
+    assert len(recalls) == 2 and all(0 <= r <= 1 for r in recalls), proc.stdout
+    assert re.search(
+        r"^quality rerank hybrid: hit@1 [\d.]+, hit@3 [\d.]+, MRR [\d.]+ \(20 questions\)$", proc.stdout, re.M
+    )
+    # Its scratch tables and sources are gone.
+    assert rag_sql(platform, "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'bench_%'") == "0"
+    assert not [source for source in rag_sources(platform) if source.startswith("bench-ingest/")]
+
+
 def test_second_run_changes_and_builds_nothing(platform):
     built = BUILD_CACHE.stat().st_mtime_ns
     installed = (platform.home / "llm-serving/bin/llama-server").stat().st_mtime_ns
@@ -286,6 +498,9 @@ def test_teardown_removes_the_server_and_keeps_the_build(platform):
     assert not (platform.home / "llm-serving").exists()
     assert "vector_db: the database rag (documents and embeddings) is kept" in " ".join(result.output.split())
     assert rag_sql(platform, "SELECT count(*) FROM schema_migrations") == "1"
+    assert "rag-service" not in platform.ctl("status").stdout
+    assert not (platform.home / "rag_service").exists() and not (platform.home / "venvs/rag_service").exists()
+    assert int(rag_sql(platform, "SELECT count(*) FROM documents WHERE source LIKE 'docs/%'")) > 100
     assert BUILD_CACHE.is_file(), "teardown removed the shared build cache"
     # The model package stays unless llm_serving_delete_data=true.
     assert (platform.home / "venvs/llm-model").is_dir()
