@@ -348,7 +348,7 @@ def delete_source(source: str):
     return {"source": source, "deleted_chunks": deleted}
 
 
-def dense_and_lexical(vector: np.ndarray, question: str, candidates: int):
+def dense_and_lexical(vector: np.ndarray, question: str, candidates: int, lexical_too: bool):
     with POOL.connection() as conn:
         conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(max(40, candidates)),))
         dense = conn.execute(
@@ -356,14 +356,16 @@ def dense_and_lexical(vector: np.ndarray, question: str, candidates: int):
             " FROM documents ORDER BY embedding <=> %s LIMIT %s",
             (vector, vector, candidates),
         ).fetchall()
-        # Any of the question's stemmed words (plainto_tsquery would demand all of them).
-        lexical = conn.execute(
-            "WITH q AS (SELECT to_tsquery('english', coalesce(nullif(array_to_string("
-            " tsvector_to_array(to_tsvector('english', %s)), ' | '), ''), 'a')) AS q)"
-            " SELECT id, source, chunk_index, content, metadata, embedding <=> %s AS distance"
-            " FROM documents, q WHERE content_tsv @@ q.q ORDER BY ts_rank(content_tsv, q.q) DESC, id LIMIT %s",
-            (question, vector, candidates),
-        ).fetchall()
+        lexical = []
+        if lexical_too:
+            # Any of the question's stemmed words (plainto_tsquery would demand all of them).
+            lexical = conn.execute(
+                "WITH q AS (SELECT to_tsquery('english', coalesce(nullif(array_to_string("
+                " tsvector_to_array(to_tsvector('english', %s)), ' | '), ''), 'a')) AS q)"
+                " SELECT id, source, chunk_index, content, metadata, embedding <=> %s AS distance"
+                " FROM documents, q WHERE content_tsv @@ q.q ORDER BY ts_rank(content_tsv, q.q) DESC, id LIMIT %s",
+                (question, vector, candidates),
+            ).fetchall()
         conn.rollback()
     return dense, lexical
 
@@ -394,7 +396,8 @@ def retrieve(question: str, top_k: int, rerank: str) -> tuple[list[dict], dict]:
     timings["embed_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     candidates = max(top_k * 4, CONFIG["rerank_candidates"]) if rerank != "none" else top_k
-    dense, lexical = dense_and_lexical(vector, question, candidates)
+    # The full-text side only feeds a reranker: cosine order alone does not query it.
+    dense, lexical = dense_and_lexical(vector, question, candidates, lexical_too=rerank != "none")
     timings["search_ms"] = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     if rerank == "none":
