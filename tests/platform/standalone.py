@@ -23,6 +23,11 @@ PHASE2_SERVICES = ("postgresql", "postgresql-exporter", "mlflow")
 SERVING_SERVICES = ("model-server",)
 # What the rest of a full phase2.yml adds (Feast, JupyterHub).
 PHASE2_OTHER_SERVICES = ("feast-redis", "feast-server", "jupyterhub-proxy", "jupyterhub")
+# The settings of the Phase 2 platform the test modules share (tests/platform/conftest.py): the modules restart
+# services on purpose, so later phase2.yml runs do not wait on the checkpoints of Phase 1's health (its first
+# bring-up does), and the Hub's idle culler runs with a timeout other than its default.
+JUPYTERHUB_IDLE_TIMEOUT = 900
+PHASE2_PLATFORM_VARS = {"verify_checkpoints_skip": True, "jupyterhub_idle_timeout": JUPYTERHUB_IDLE_TIMEOUT}
 
 
 class Platform:
@@ -116,6 +121,22 @@ class Platform:
     def healthy(self, services=SERVICES):
         status = self.ctl("status")
         return status.returncode == 0 and status.stdout.count("RUNNING") == len(services)
+
+    def running(self, services):
+        """Every one of these services is RUNNING (others may run too: a shared platform runs more)."""
+        return all(self.pids().get(service) for service in services)
+
+    def footprint(self):
+        """What a run creates or restarts: the home's entries two levels deep (logs, sockets and scratch aside)
+        and the pid of every supervisord program. Equal before and after a run: the run created nothing."""
+        if not self.home.exists():
+            return frozenset(), {}
+        entries = frozenset(
+            str(path.relative_to(self.home))
+            for path in self.home.glob("*/*")
+            if path.relative_to(self.home).parts[0] not in ("logs", "run", "tmp")
+        )
+        return entries, self.pids() if (self.home / "run/supervisor.sock").exists() else {}
 
     def pids(self):
         """{program: pid} of every RUNNING supervisord program (a changed pid means a restart)."""

@@ -1,7 +1,9 @@
 """Phase 2 Week 5 (Feast) on the standalone target, as a user sees it.
 
-One platform for the module (own home and ports): phase1.yml, then phase2.yml limited to what Feast needs
-(`--tags postgresql,feast`: the registry's database server and the feature store; no MLflow). Online features
+On the Phase 2 platform the Phase 2 modules share (tests/platform/conftest.py), after the JupyterHub module.
+A bad setting fails in preflight and changes nothing; the bring-up materialised the sample's last day into
+Redis, and phase2.yml limited to what Feast needs (`--tags postgresql,feast`: the registry's database server
+and the feature store) changes nothing on a second run. Online features
 for known users come back from the feature server and from the SDK; a historical retrieval joins point in time
 within the TTL; the roadmap's `feast materialize-incremental $(date +%Y-%m-%d)` works in the deployed
 repository; a rerun and check mode change nothing; a TTL change in the repository is reported as exactly that
@@ -19,7 +21,7 @@ import urllib.request
 import pytest
 import yaml
 
-from tests.platform.standalone import assert_ok, traversable_platform
+from tests.platform.standalone import assert_ok
 from tests.support import ROOT, read_env_file, wait_until
 
 pytestmark = pytest.mark.platform
@@ -78,10 +80,8 @@ print(json.dumps({"views": views, "entities": sorted(e.name for e in store.list_
 
 
 @pytest.fixture(scope="module")
-def platform():
-    # The checkpoints before Phase 2 gate on Phase 1's health; this module restarts services on purpose.
-    with traversable_platform("argoeks-feast-", verify_checkpoints_skip=True) as platform:
-        yield platform
+def platform(shared_platform):
+    return shared_platform
 
 
 def feast_play(platform, *args, timed=None):
@@ -158,26 +158,28 @@ def diff_block(output):
 
 
 # --- bring-up ------------------------------------------------------------------------------------
-def test_a_bad_online_store_fails_in_preflight_creating_nothing(platform):
+def test_a_bad_online_store_fails_in_preflight_changing_nothing(platform):
+    before = platform.footprint()
     result = platform.run("phase2.yml", "-e", "feast_online_store=memcached")
     assert result.rc != 0
     assert "feast_online_store: 'memcached'" in result.output and "redis" in result.output
-    assert not platform.home.exists()
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert platform.footprint() == before
 
 
-def test_phase1_then_feast_from_nothing(platform):
-    assert_ok(platform.run("phase1.yml", timed="phase1"), "phase1.yml")
-    result = feast_play(platform, timed="phase2 postgresql,feast (first)")
+def test_the_bring_up_materialised_the_sample_and_a_rerun_of_feasts_tags_changes_nothing(platform):
+    assert "feast: materialised 200 row(s)" in " ".join(platform.bring_up.output.split()), (
+        "the sample's rows of the last day reach Redis"
+    )
+    result = feast_play(platform, timed=f"phase2 {TAGS} (rerun)")
     assert_ok(result, f"phase2.yml --tags {TAGS}")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
     summary = " ".join(result.output.split())
     assert f"Feast server: http://127.0.0.1:{platform.vars['feast_server_port']} (project mlops_dev)" in summary
     assert f"offline s3://{BUCKET}/" in summary
-    assert "feast: materialised 200 row(s)" in summary, "the sample's rows of the last day reach Redis"
-    status = platform.ctl("status").stdout
+    assert "feast: materialised 0 row(s)" in summary, "the watermark is kept: nothing new to materialise"
     for service in ("feast-redis", "feast-server", "postgresql"):
-        running = f"{service} " in status and "RUNNING" in status.split(f"{service} ", 1)[1].splitlines()[0]
-        assert running, f"{status}\n{platform.log_tail(service)}"
-    assert "mlflow" not in status, "the tags must not install MLflow"
+        assert platform.running([service]), f"{platform.ctl('status').stdout}\n{platform.log_tail(service)}"
 
 
 def test_the_repository_is_deployed_with_no_secret_in_it(platform):

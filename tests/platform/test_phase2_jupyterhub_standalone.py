@@ -1,11 +1,12 @@
 """Phase 2 Weeks 6-7 (JupyterHub) on the standalone target, as a user sees it.
 
-One platform for the module (own home and ports): phase1.yml, then phase2.yml limited to what the Hub needs
-(`--tags postgresql,mlflow,jupyterhub`). An admin logs in with the generated password and a wrong one is refused;
-a user's server runs the ML kernel, whose code reaches MLflow (the run shows in MLflow's REST API) with the
-platform's settings preset; the idle culler runs as a Hub service with the configured timeout; Prometheus scrapes
-the Hub; a rerun and check mode change nothing; onboard_user.yml scripts a newcomer's path and verify.yml reads
-its record; no password or token is printed; teardown keeps the users' notebooks unless asked.
+On the Phase 2 platform the Phase 2 modules share (tests/platform/conftest.py), after the pipelines module.
+Bad settings fail in preflight and change nothing; phase2.yml limited to what the Hub needs (`--tags
+postgresql,mlflow,jupyterhub`) changes nothing on a second run. An admin logs in with the generated password
+and a wrong one is refused; a user's server runs the ML kernel, whose code reaches MLflow (the run shows in
+MLflow's REST API) with the platform's settings preset; the idle culler runs as a Hub service with the
+configured timeout; Prometheus scrapes the Hub; onboard_user.yml scripts a newcomer's path and verify.yml
+reads its record; no password or token is printed; teardown keeps the users' notebooks unless asked.
 """
 
 import http.cookiejar
@@ -19,21 +20,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.platform.standalone import assert_ok, traversable_platform
+from tests.platform.standalone import JUPYTERHUB_IDLE_TIMEOUT as IDLE_TIMEOUT
+from tests.platform.standalone import assert_ok
 from tests.support import wait_until
 
 pytestmark = pytest.mark.platform
 
 TAGS = "postgresql,mlflow,jupyterhub"
-IDLE_TIMEOUT = 900
 
 
 @pytest.fixture(scope="module")
-def platform():
-    with traversable_platform(
-        "argoeks-jupyterhub-", verify_checkpoints_skip=True, jupyterhub_idle_timeout=IDLE_TIMEOUT
-    ) as platform:
-        yield platform
+def platform(shared_platform):
+    return shared_platform
 
 
 def hub_url(platform, path=""):
@@ -107,34 +105,36 @@ def in_kernel(platform, user, code):
 
 
 # --- bring-up ------------------------------------------------------------------------------------
-def test_a_bad_idle_timeout_fails_in_preflight_creating_nothing(platform):
+def test_a_bad_idle_timeout_fails_in_preflight_changing_nothing(platform):
+    before = platform.footprint()
     result = platform.run("phase2.yml", "-e", "jupyterhub_idle_timeout=5")
     assert result.rc != 0
     text = " ".join(result.output.split())
     assert "jupyterhub_idle_timeout: '5' is out of range (accepted: a number >= 60)" in text, result.tail()
     assert "seconds before an idle server is stopped" in text
-    assert not platform.home.exists()
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert platform.footprint() == before
 
 
-def test_the_hub_on_the_model_servers_port_fails_in_preflight_creating_nothing(platform):
+def test_the_hub_on_the_model_servers_port_fails_in_preflight_changing_nothing(platform):
+    before = platform.footprint()
     taken = platform.vars["model_serving_port"]
     result = platform.run("phase2.yml", "-e", f"jupyterhub_port={taken}")
     assert result.rc != 0
     text = " ".join(result.output.split())
     clash = f"jupyterhub_port ({taken}), model_serving_port ({taken})"
     assert f"{clash}: the ports of the standalone services must differ" in text, result.tail()
-    assert not platform.home.exists()
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert platform.footprint() == before
 
 
-def test_phase1_then_jupyterhub_from_nothing(platform):
-    assert_ok(platform.run("phase1.yml", timed="phase1"), "phase1.yml")
-    result = platform.run("phase2.yml", "--tags", TAGS, timed="phase2 postgresql,mlflow,jupyterhub (first)")
+def test_jupyterhub_is_up_and_a_rerun_of_its_tags_changes_nothing(platform):
+    result = platform.run("phase2.yml", "--tags", TAGS, timed="phase2 postgresql,mlflow,jupyterhub (rerun)")
     assert_ok(result, f"phase2.yml --tags {TAGS}")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
     summary = " ".join(result.output.split())
     assert f"JupyterHub: {hub_url(platform)} (admins admin" in summary
-    status = platform.ctl("status").stdout
-    assert "jupyterhub " in status and "RUNNING" in status.split("jupyterhub ", 1)[1].splitlines()[0], status
-    assert "feast" not in status, "the tags must not install Feast"
+    assert platform.running(["jupyterhub", "jupyterhub-proxy"]), platform.ctl("status").stdout
     with urllib.request.urlopen(hub_url(platform, "/hub/health"), timeout=30) as response:  # noqa: S310
         assert response.status == 200
 

@@ -1,11 +1,13 @@
 """Phase 2 Week 3 (MLflow) on the standalone target, as a user sees it.
 
-One platform for the module (own home and ports): phase1.yml then phase2.yml from nothing; the
-roadmap's tracking snippet logs a run that the REST API shows; the example training script registers
+On the Phase 2 platform the Phase 2 modules share (tests/platform/conftest.py), last of them. Bad settings
+fail in preflight and change nothing; phase2.yml limited to PostgreSQL and MLflow changes nothing on a
+second run; the roadmap's tracking snippet logs a run that the REST API shows; the example training script registers
 iris-classifier with the alias champion; artifacts come back through the server and are in the durable
 object store; PostgreSQL and MLflow are scraped by Prometheus; every service restarts without losing a
 run, an artifact or a model version; a second run and check mode change nothing; the database password
-is never printed; teardown keeps the data, and a later bring-up finds it again.
+is never printed; teardown keeps the data, and a later bring-up finds it again
+(test_phase2_platform_teardown.py then deletes everything).
 """
 
 import json
@@ -24,13 +26,14 @@ from tests.platform.standalone import (
     assert_ok,
     listening,
     runbook_block,
-    traversable_platform,
 )
 from tests.support import ROOT, tool_env, wait_until
 
 pytestmark = pytest.mark.platform
 
 ALL_SERVICES = SERVICES + PHASE2_SERVICES
+# What this module tears down: the rest of the shared platform keeps running.
+TAGS = ("--tags", "postgresql,mlflow")
 TRAIN = ROOT / "examples" / "mlflow" / "train_iris.py"
 BUCKET = "argoeks-mlflow-artifacts-dev"
 
@@ -57,11 +60,8 @@ print(json.dumps({"predictions": [int(p) for p in model.predict(features.iloc[[0
 
 
 @pytest.fixture(scope="module")
-def platform():
-    # The checkpoints before Phase 2 gate on Phase 1's health and are tested with verify.yml; this module
-    # restarts services on purpose and tests MLflow, so it does not wait on them.
-    with traversable_platform("argoeks-phase2-", verify_checkpoints_skip=True) as platform:
-        yield platform
+def platform(shared_platform):
+    return shared_platform
 
 
 def run(platform, playbook_name, *args, timed=None):
@@ -118,32 +118,35 @@ def db_password(platform):
 
 
 def healthy(platform):
-    return platform.healthy(ALL_SERVICES)
+    return platform.running(ALL_SERVICES)
 
 
 # ---- bring-up --------------------------------------------------------------------------------------------
 
 
-def test_bad_bucket_name_fails_in_preflight_and_creates_nothing(platform):
+def test_bad_bucket_name_fails_in_preflight_and_changes_nothing(platform):
+    before = platform.footprint()
     result = platform.run("phase2.yml", "-e", "mlflow_bucket_name=Not_A_Bucket")
     assert result.rc != 0
     assert "mlflow_bucket_name: 'Not_A_Bucket' is not a valid S3 bucket name" in result.output, result.tail()
-    assert not platform.home.exists(), "preflight failed but the platform home was created"
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
+    assert platform.footprint() == before, "preflight failed but the platform changed"
 
 
 def test_postgresql_on_mlflows_port_fails_in_preflight(platform):
+    before = platform.footprint()
     result = platform.run("phase2.yml", "-e", f"postgresql_port={platform.vars['mlflow_port']}")
     assert result.rc != 0
     output = " ".join(result.output.split())
     assert "Check that standalone services use distinct ports" in output
     assert f"postgresql_port ({platform.vars['mlflow_port']})" in output and "must differ" in output
-    assert not platform.home.exists()
+    assert result.changed == 0 and platform.footprint() == before
 
 
-def test_phase1_then_phase2_from_nothing(platform):
-    assert_ok(run(platform, "phase1.yml", timed="phase1 from nothing"), "phase1.yml")
-    result = run(platform, "phase2.yml", timed="phase2 from nothing")
+def test_mlflow_is_up_and_a_rerun_of_its_tags_changes_nothing(platform):
+    result = run(platform, "phase2.yml", timed="phase2 postgresql,mlflow (rerun)")
     assert_ok(result, "phase2.yml")
+    assert result.changed == 0, f"changed tasks: {result.changed_tasks()}"
     assert healthy(platform), platform.ctl("status").stdout
     summary = " ".join(result.output.split())
     port = platform.vars["mlflow_port"]
@@ -324,7 +327,7 @@ def test_a_config_change_restarts_mlflow_and_the_password_is_never_shown(platfor
 
 
 def test_teardown_keeps_the_data_and_a_new_bring_up_finds_it(platform):
-    result = run(platform, "teardown.yml", "-e", "state_backend_force_destroy=true")
+    result = run(platform, "teardown.yml", *TAGS)
     assert_ok(result, "teardown.yml")
     output = " ".join(result.output.split())
     assert "set mlflow_delete_data=true to delete them" in output
@@ -333,22 +336,9 @@ def test_teardown_keeps_the_data_and_a_new_bring_up_finds_it(platform):
     assert (platform.home / "data/postgresql/PG_VERSION").exists()
     assert not (platform.home / "venvs/mlflow").exists()
 
-    assert_ok(run(platform, "phase1.yml"), "phase1.yml after teardown")
     assert_ok(run(platform, "phase2.yml"), "phase2.yml after teardown")
     assert [(m["key"], m["value"]) for m in experiment_runs(platform, "test-experiment")[0]["data"]["metrics"]] == [
         ("accuracy", 0.95)
     ]
     assert champion(platform)["version"] == platform.champion["version"]
     assert json.loads(python(platform, LOAD_CHAMPION).strip().splitlines()[-1])["predictions"] == [0, 1, 2]
-
-
-def test_teardown_with_delete_data_removes_everything(platform):
-    result = run(
-        platform,
-        "teardown.yml",
-        "-e",
-        "state_backend_force_destroy=true mlflow_delete_data=true postgresql_delete_data=true"
-        " object_store_delete_data=true observability_delete_data=true platform_base_delete_data=true",
-    )
-    assert_ok(result, "teardown.yml deleting data")
-    assert not platform.home.exists()

@@ -1,16 +1,17 @@
 """Phase 2 Week 10 (model serving) on the standalone target, as a user sees it.
 
-One platform for the module (own home and ports), brought up from nothing by site.yml (what `./argoeks up`
-runs: Phase 1, every Phase 2 role, then a first model: the example pipeline trains and registers
-iris-classifier@champion, it is served and the summary's curl answers). A second run and check mode leave
+The Phase 2 platform the Phase 2 modules share (tests/platform/conftest.py; own home and ports), brought up
+from nothing by site.yml (what `./argoeks up` runs: Phase 1, every Phase 2 role, then a first model: the
+example pipeline trains and registers iris-classifier@champion, it is served and the summary's curl
+answers); this module runs first on it. A second run and check mode leave
 everything unchanged. The example training registers a new champion and deploy_model.yml serves it; curl
 gets a prediction on the KServe V1 protocol; the forest fast path answers exactly as the model's own
 predict, and only where it does; Prometheus scrapes the server; a missing alias, model or version fails
 naming it while the endpoint keeps answering with the old version; a new champion is rolled out under
 load without a failed request; the load benchmark runs; verify.yml measures inference P99 and time to
 deploy, reports a breach, and fails while the server is stopped; the eks render path resolves the
-registered version's S3 location into an InferenceService that validates against KServe's CRD schema;
-teardown removes the server.
+registered version's S3 location into an InferenceService that validates against KServe's CRD schema.
+test_phase2_platform_teardown.py removes the server with the rest of the platform.
 """
 
 import json
@@ -33,8 +34,6 @@ from tests.platform.standalone import (
     SERVICES,
     SERVING_SERVICES,
     assert_ok,
-    listening,
-    traversable_platform,
 )
 from tests.support import ROOT, VENV_BIN, wait_until
 
@@ -57,9 +56,9 @@ PAYLOAD = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 
 @pytest.fixture(scope="module")
-def platform():
-    with traversable_platform("argoeks-serving-") as platform:
-        yield platform
+def platform(phase2_platform):
+    # Not shared_platform: the first test asserts on the bring-up itself.
+    return phase2_platform
 
 
 def deploy(platform, *args, timed=None):
@@ -147,7 +146,7 @@ def verify(platform, *args):
 
 
 def test_site_yml_brings_the_whole_platform_up_from_nothing_and_serves_a_first_model(platform):
-    result = platform.run("site.yml", timed="site.yml (Phase 1, all of Phase 2, first model) from nothing")
+    result = platform.bring_up
     assert_ok(result, "site.yml")
     output = one_line(result)
     assert "PLAY [Phase 1: critical foundation]" in output and "PLAY [Phase 2: MLOps core]" in output
@@ -627,21 +626,3 @@ def test_eks_render_resolves_the_registered_version_into_a_valid_inference_servi
     _, problems = validate_manifests.validate(broken, "1.32", crd_dirs=[CRDS])
     messages = " ".join(str(p) for p in problems)
     assert "spec.predictor.scaleMetric" in messages and "storageURI" in messages, messages
-
-
-# ---- teardown ------------------------------------------------------------------------------------------------------
-
-
-def test_teardown_removes_the_model_server(platform):
-    result = platform.run(
-        "teardown.yml",
-        "-e",
-        "state_backend_force_destroy=true mlflow_delete_data=true postgresql_delete_data=true"
-        " datalake_delete_data=true feast_delete_data=true jupyterhub_delete_data=true"
-        " kubeflow_pipelines_delete_data=true"
-        " object_store_delete_data=true observability_delete_data=true platform_base_delete_data=true",
-    )
-    assert_ok(result, "teardown.yml")
-    for port in ("model_serving_port", "mlflow_port", "feast_server_port", "jupyterhub_port", "postgresql_port"):
-        assert not listening(platform.vars[port]), f"{port} still answers after teardown"
-    assert not platform.home.exists()
