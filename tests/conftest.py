@@ -34,7 +34,7 @@ LONGEST_FIRST = (
     "tests/platform/test_observability_standalone.py",
     "tests/platform/test_phase2_datalake_standalone.py",
     "tests/platform/test_phase1_standalone.py",
-    "tests/platform/test_phase3_gpu_eks_contract.py",
+    "tests/platform/test_phase3_eks_contract.py",
 )
 
 

@@ -359,6 +359,23 @@ def absolute_path(value, check):
     return f"{value!r} is not an absolute path (accepted: a path starting with '/')"
 
 
+# An OCI image reference: [registry[:port]/]path[:tag][@sha256:digest], as docker and containerd parse it.
+CONTAINER_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+def container_image(value, check):
+    if isinstance(value, str) and value and CONTAINER_IMAGE.match(value):
+        return None
+    shown = "empty" if value in ("", None) else repr(value)
+    return (
+        f"{shown} is not a container image reference (accepted: registry/repository:tag, like "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/argoeks/rag-service:1)"
+    )
+
+
 def boolean(value, check):
     if isinstance(value, bool) or value in ("true", "false", "yes", "no", "True", "False"):
         return None
@@ -398,6 +415,7 @@ RULES = {
     "duration": duration,
     "byte_size": byte_size,
     "boolean": boolean,
+    "container_image": container_image,
     "mapping": mapping,
     "smtp_relay": smtp_relay,
     "restricted_cidrs": restricted_cidrs,

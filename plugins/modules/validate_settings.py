@@ -34,7 +34,7 @@ options:
                   cidr, cidr_list, az_list, version, name, lower_name, model_name, gpu_instance_types,
                   ip_address, url, absolute_path,
                   boolean, mapping, webhook_url, alert_receivers, duration, byte_size, glue_name, glue_schedules,
-                  smtp_relay, restricted_cidrs]
+                  smtp_relay, restricted_cidrs, container_image]
       choices:
         description: Accepted values for O(checks[].rule=choice).
         type: list

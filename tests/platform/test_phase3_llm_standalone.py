@@ -275,6 +275,74 @@ def test_the_vector_database_has_pgvector_the_documents_schema_and_answers_a_nea
         rag_sql(platform, "INSERT INTO documents (source, chunk_index, content, embedding) VALUES ('x', 0, 'x', '[1]')")
 
 
+def test_the_eks_migration_jobs_sql_builds_the_same_schema_on_a_real_postgresql(platform, tmp_path):
+    """vector_db's eks Job (psql against RDS) run here against the platform's PostgreSQL with pgvector, into a
+    database of its own: first run, rerun (nothing applied again), and a changed dimension refused by name."""
+    sql_dir = tmp_path / "sql"
+    sql_dir.mkdir()
+    render = platform.run(str(ROOT / "tests/platform/playbooks/vector_db_eks_sql.yml"), "-e", f"dest={sql_dir}")
+    assert_ok(render, "rendering the Job's SQL")
+    superuser = json.loads((platform.home / "secrets/postgresql.json").read_text())["password"]
+    base = {"PATH": "/usr/bin:/bin", "PGHOST": "127.0.0.1", "PGPORT": str(platform.vars["postgresql_port"])}
+
+    def job():
+        """The Job's two psql runs, as its container runs them: (returncode, output)."""
+        env = base | {"OWNER_PASSWORD": "eks-owner-pw-0", "PGUSER": "postgres", "PGPASSWORD": superuser}
+        first = ["psql", "-X", "-d", "postgres", "-v", "owner=rag_eks", "-v", "database=rag_eks"]
+        steps = [([*first, "-f", "bootstrap.sql"], env)]
+        owner = base | {"PGUSER": "rag_eks", "PGPASSWORD": "eks-owner-pw-0"}
+        steps.append((["psql", "-X", "-d", "rag_eks", "-f", "migrate.sql"], owner))
+        output = ""
+        for command, step_env in steps:
+            proc = subprocess.run(
+                command, cwd=sql_dir, env=step_env, capture_output=True, text=True, timeout=120, check=False
+            )
+            output += proc.stdout + proc.stderr
+            if proc.returncode:
+                return proc.returncode, output
+        return 0, output
+
+    def owner_sql(sql):
+        proc = subprocess.run(
+            ["psql", "-qAtX", "-d", "rag_eks", "-c", sql],
+            env=base | {"PGUSER": "rag_eks", "PGPASSWORD": "eks-owner-pw-0"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return proc.stdout.strip()
+
+    try:
+        rc, output = job()
+        assert rc == 0, output
+        assert "applied migration 001_documents.sql" in output and "built the embedding index" in output, output
+        assert owner_sql("SELECT extversion FROM pg_extension WHERE extname = 'vector'") == "0.8.0"
+        column = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'documents'::regclass"
+        assert owner_sql(f"{column} AND attname = 'embedding'") == "vector(384)"
+        index = "SELECT indexdef FROM pg_indexes WHERE indexname = 'documents_embedding_idx'"
+        assert owner_sql(index) == rag_sql(platform, index)  # what the standalone role made
+        assert owner_sql("SELECT tableowner FROM pg_tables WHERE tablename = 'documents'") == "rag_eks"
+        rc, output = job()
+        assert rc == 0, output
+        assert "applied migration" not in output and "built the embedding index" not in output, output
+        again = platform.run(
+            str(ROOT / "tests/platform/playbooks/vector_db_eks_sql.yml"),
+            "-e",
+            f"dest={sql_dir}",
+            "-e",
+            "vector_db_embedding_dim=768",
+        )
+        assert_ok(again, "rendering with another dimension")
+        rc, output = job()
+        assert rc != 0
+        assert "vector_db_embedding_dim is 768 but documents.embedding in rag holds vector(384)" in output, output
+    finally:
+        cleanup = base | {"PGUSER": "postgres", "PGPASSWORD": superuser}
+        for sql in ("DROP DATABASE IF EXISTS rag_eks", "DROP ROLE IF EXISTS rag_eks"):
+            subprocess.run(["psql", "-qX", "-d", "postgres", "-c", sql], env=cleanup, timeout=60, check=False)
+
+
 def rag(platform, method, path, body=None, raw=None):
     """(status, JSON) of a request to the RAG service; errors are answers too."""
     url = f"http://127.0.0.1:{platform.vars['rag_service_port']}{path}"

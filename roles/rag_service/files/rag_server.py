@@ -9,7 +9,8 @@ cross-encoder when configured), and asks the OpenAI-compatible LLM to answer fro
 citing them by number.
 
 Configuration: the JSON file named by RAG_SERVICE_CONFIG (written by the rag_service role); the
-database password is read from the platform's secret file it names, never from the command line.
+database password is read from the platform's secret file it names (standalone), or from the AWS
+Secrets Manager secret it names with the pod's IRSA credentials (eks), never from the command line.
 """
 
 import hashlib
@@ -140,13 +141,20 @@ def chunk(text: str) -> list[tuple[str, dict]]:
 
 
 def password() -> str:
-    return json.loads(Path(CONFIG["database"]["password_file"]).read_text())["password"]
+    db = CONFIG["database"]
+    if db.get("password_secret"):
+        import boto3  # only in the eks image: standalone reads a file
+
+        client = boto3.client("secretsmanager", region_name=db.get("region") or None)
+        return json.loads(client.get_secret_value(SecretId=db["password_secret"])["SecretString"])["password"]
+    return json.loads(Path(db["password_file"]).read_text())["password"]
 
 
 def conninfo() -> str:
     db = CONFIG["database"]
+    extra = {"sslmode": db["sslmode"]} if db.get("sslmode") else {}
     return psycopg.conninfo.make_conninfo(
-        host=db["host"], port=db["port"], dbname=db["name"], user=db["user"], connect_timeout=5
+        host=db["host"], port=db["port"], dbname=db["name"], user=db["user"], connect_timeout=5, **extra
     )
 
 

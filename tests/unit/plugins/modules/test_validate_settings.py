@@ -88,6 +88,14 @@ def test_invalid_emails(value):
         ("dynamodb_table_name", "a b", {}, False),
         ("absolute_path", "/var/lib/argoeks", {}, True),
         ("absolute_path", "relative/dir", {}, False),
+        ("container_image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/argoeks/rag-service:1", {}, True),
+        ("container_image", "docker.io/library/postgres:16.8-alpine", {}, True),
+        ("container_image", "localhost:5000/rag-service@sha256:" + "a" * 64, {}, True),
+        ("container_image", "rag-service", {}, True),
+        ("container_image", "", {}, False),
+        ("container_image", "Rag-Service:1", {}, False),  # repositories are lowercase
+        ("container_image", "registry/rag service:1", {}, False),
+        ("container_image", "rag-service:", {}, False),
     ],
 )
 def test_rules(rule, value, check, ok):

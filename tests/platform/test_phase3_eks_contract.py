@@ -1,4 +1,5 @@
-"""The GPU node pool and vLLM on the eks target (inventories/dev), with the AWS side answered by the AWS emulator.
+"""Phase 3 on the eks target: the GPU node pool, vLLM, the vector database and the RAG service (inventories/dev),
+with the AWS side answered by the AWS emulator.
 
 A GPU setting that is wrong fails in preflight before anything exists. Phase 1's network, cluster and Kubernetes
 ground come first (only those roles); then phase3.yml --tags gpu_nodes makes the node role, the interruption queue
@@ -8,12 +9,19 @@ wrong), and the values of the Karpenter, NVIDIA device plugin and DCGM exporter 
 check mode, then the gpu_test pod renders. phase3.yml --tags llm_serving makes the model bucket and vLLM's IRSA
 role and renders vLLM on the GPU pool (Deployment, Service, NetworkPolicies: strictly validated, restricted Pod
 Security, reachable only as intended) with its ServiceMonitor and KEDA ScaledObject (checked against the
-prometheus-operator and KEDA published schemas). Teardown removes everything the roles made and keeps the model
-bucket unless asked. Every AWS call is allowed by the documented IAM policy. (The emulator has no EKS access
-entries: that step is skipped here, and eks_access_entry is unit-tested.)
+prometheus-operator and KEDA published schemas). phase3.yml --tags vector_db,rag_service makes a private, encrypted
+RDS for PostgreSQL instance in the cluster's subnets with both passwords generated into Secrets Manager (never
+printed, redacted in the rendered Secrets), renders the migration Job (psql: the database, its owner, pgvector,
+the schema) and the RAG service (Deployment, Service, NetworkPolicies: strictly validated, restricted Pod
+Security, reached only by the LLM gateway, reaching its database, vLLM and HTTPS, reading its password with an
+IRSA role allowed nothing else) with its ServiceMonitor; an empty
+image fails in preflight before the instance exists. Teardown removes everything the roles made and keeps the
+model bucket and the database unless asked. Every AWS call is allowed by the documented IAM policy. (The emulator
+has no EKS access entries: that step is skipped here, and eks_access_entry is unit-tested.)
 """
 
 import json
+import re
 import shutil
 import sys
 
@@ -37,6 +45,10 @@ QUEUE = f"{CLUSTER}-karpenter"
 VLLM_ROLE = f"{CLUSTER}-vllm"
 MODEL_BUCKET = f"{CLUSTER}-vllm-models"
 MODEL = "mistralai/Mistral-7B-Instruct-v0.2"
+RAG_DB = "argoeks-dev-rag"
+RAG_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/argoeks/rag-service:1"
+RAG_POD = {"app.kubernetes.io/name": "rag-service"}
+RAG_ROLE = f"{CLUSTER}-rag"
 VLLM_POD = {"app.kubernetes.io/name": "vllm"}
 RULES = {f"{QUEUE}-{name}" for name in ("scheduled-change", "spot-interruption", "rebalance", "instance-state-change")}
 
@@ -60,6 +72,10 @@ def dev(emulator, tmp_path_factory):
                 # No Kubernetes API here: the Kubernetes objects are rendered, not applied.
                 "k8s_render_dir": str(base / "rendered"),
                 "aws_unsupported_features": ["eks_access_entries"],
+                "rag_service_image": RAG_IMAGE,
+                # The emulator answers gp3 without the throughput rds_instance then reads as a change on every
+                # run after the first; gp2 takes the same path otherwise.
+                "vector_db_rds_storage_type": "gp2",
             }
         )
     )
@@ -324,11 +340,183 @@ def test_bad_vllm_settings_fail_before_any_change(dev, emulator):
     assert deployment["metadata"]["name"] == "vllm"
 
 
+def rag_objects(dev, name):
+    return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all((dev.rendered / name).read_text()) if o}
+
+
+def test_an_empty_rag_image_fails_in_preflight_before_the_database_exists(dev, emulator):
+    result = dev("phase3.yml", "--tags", "vector_db,rag_service", "-e", "rag_service_image=")
+    assert result.rc != 0
+    assert "rag_service_image: empty is not a container image reference" in " ".join(result.output.split())
+    assert emulator.client("rds").describe_db_instances()["DBInstances"] == []
+
+
+def test_the_vector_database_and_the_rag_service(dev):
+    result = dev("phase3.yml", "--tags", "vector_db,rag_service")
+    assert_ok(result, "phase3.yml --tags vector_db,rag_service")
+    words = " ".join(result.output.split())
+    assert f"vector_db: database rag on RDS {RAG_DB}" in words, result.tail()
+    assert "pgvector 0.8.0, documents vector(384), hnsw index" in words, result.tail()
+    assert "RAG service: http://rag-service.rag.svc.cluster.local:8002 (reranker hybrid)" in words, result.tail()
+    assert "rag_ingest.yml -e rag_service_url=http://127.0.0.1:8002" in words, result.tail()
+
+
+def test_the_database_is_private_encrypted_backed_up_and_its_passwords_generated(dev, emulator):
+    rds, ec2, secrets = emulator.client("rds"), emulator.client("ec2"), emulator.client("secretsmanager")
+    (db,) = emulator.client("rds").describe_db_instances(DBInstanceIdentifier=RAG_DB)["DBInstances"]
+    assert (db["Engine"], db["EngineVersion"]) == ("postgres", "16.8")
+    assert db["StorageEncrypted"] and not db["PubliclyAccessible"] and db["BackupRetentionPeriod"] == 7
+    (group,) = rds.describe_db_subnet_groups(DBSubnetGroupName=RAG_DB)["DBSubnetGroups"]
+    subnets = ec2.describe_subnets(SubnetIds=[s["SubnetIdentifier"] for s in group["Subnets"]])["Subnets"]
+    assert all(any(t["Key"] == "kubernetes.io/role/internal-elb" for t in s["Tags"]) for s in subnets)
+    assert len({s["AvailabilityZone"] for s in subnets}) >= 2
+    (sg,) = ec2.describe_security_groups(GroupIds=[g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]])[
+        "SecurityGroups"
+    ]
+    vpc = ec2.describe_vpcs(VpcIds=[sg["VpcId"]])["Vpcs"][0]
+    assert [(p["FromPort"], p["ToPort"], [r["CidrIp"] for r in p["IpRanges"]]) for p in sg["IpPermissions"]] == [
+        (5432, 5432, [vpc["CidrBlock"]])
+    ]
+    owner = json.loads(secrets.get_secret_value(SecretId="argoeks/dev/rag-db")["SecretString"])
+    master = json.loads(secrets.get_secret_value(SecretId="argoeks/dev/rag-db-master")["SecretString"])
+    assert owner["username"] == "rag" and owner["dbname"] == "rag" and len(owner["password"]) >= 20
+    assert master["username"] == "ragadmin" and master["password"] != owner["password"]
+    assert db["MasterUsername"] == "ragadmin"
+    # Never printed, never in a rendered file: the rendered Secrets say where the values live.
+    again = dev("phase3.yml", "--tags", "vector_db,rag_service", "-v")
+    assert_ok(again, "phase3.yml -v")
+    rendered = "".join(path.read_text() for path in dev.rendered.rglob("*.yaml"))
+    for password in (owner["password"], master["password"]):
+        assert password not in again.output and password not in rendered
+    logins = rag_objects(dev, "vector-db-secrets.yaml")
+    redacted = "REDACTED-see-secretsmanager-argoeks-dev-rag-db"
+    assert logins[("Secret", "vector-db-rag")]["stringData"]["password"] == redacted
+
+
+def test_the_migration_job_runs_psql_as_a_restricted_pod_against_the_instance(dev, emulator, tmp_path):
+    shutil.copy(dev.rendered / "vector-db.yaml", tmp_path)
+    _, problems = validate_manifests.validate(tmp_path, "1.32")
+    assert problems == [], "\n".join(str(p) for p in problems)
+    objects = rag_objects(dev, "vector-db.yaml")
+    (job,) = [o for (kind, _), o in objects.items() if kind == "Job"]
+    (sql,) = [o for (kind, _), o in objects.items() if kind == "ConfigMap"]
+    spec = job["spec"]["template"]["spec"]
+    assert cluster_rules.pod_security_violations(spec, "restricted") == []
+    (container,) = spec["containers"]
+    (db,) = emulator.client("rds").describe_db_instances(DBInstanceIdentifier=RAG_DB)["DBInstances"]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["PGHOST"] == db["Endpoint"]["Address"] and env["PGSSLMODE"] == "require"
+    assert env["OWNER_PASSWORD"] == {"secretKeyRef": {"name": "vector-db-rag", "key": "password"}}
+    # The passwords reach psql from the Secret through the environment, never as a value on a command line.
+    script = " ".join(container["args"])
+    assert re.findall(r"PGPASSWORD=(\S+)", script) == ['"$MASTER_PASSWORD"', '"$OWNER_PASSWORD"'], script
+    assert set(sql["data"]) == {"bootstrap.sql", "migrate.sql", "001_documents.sql"}
+    assert "CREATE EXTENSION IF NOT EXISTS vector VERSION '0.8.0'" in sql["data"]["bootstrap.sql"]
+    assert "embedding vector(384) NOT NULL" in sql["data"]["001_documents.sql"]
+    assert "USING hnsw (embedding vector_cosine_ops)" in sql["data"]["migrate.sql"]
+    # The Job and its SQL are named after what they run: the same settings, the same Job.
+    assert job["metadata"]["name"].removeprefix("vector-db-migrate-") == sql["metadata"]["name"].removeprefix(
+        "vector-db-migrations-"
+    )
+    policies = cluster_rules.network_policies([dev.rendered / "platform-base.yaml", dev.rendered / "vector-db.yaml"])
+    migrate = {"app.kubernetes.io/name": "vector-db-migrate"}
+    assert cluster_rules.allows(policies, "rag", migrate, "Egress", "10.0.10.5", 5432), "Job -> RDS"
+    assert not cluster_rules.allows(policies, "rag", migrate, "Egress", "3.5.0.10", 443)
+
+
+def test_the_rag_service_passes_strict_validation_and_restricted_pod_security(dev, emulator, tmp_path):
+    shutil.copy(dev.rendered / "rag-service.yaml", tmp_path)
+    _, problems = validate_manifests.validate(tmp_path, "1.32")
+    assert problems == [], "\n".join(str(p) for p in problems)
+    objects = rag_objects(dev, "rag-service.yaml")
+    deployment, service = objects[("Deployment", "rag-service")], objects[("Service", "rag-service")]
+    spec = deployment["spec"]["template"]["spec"]
+    assert cluster_rules.pod_security_violations(spec, "restricted") == []
+    (container,) = spec["containers"]
+    assert container["image"] == RAG_IMAGE and deployment["spec"]["replicas"] == 2
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert objects[("PodDisruptionBudget", "rag-service")]["spec"]["minAvailable"] == 1
+    assert spec["serviceAccountName"] == "rag-service"
+    assert not [v for v in spec["volumes"] if "secret" in v], "the password comes from Secrets Manager, not a volume"
+    config = json.loads(objects[("ConfigMap", "rag-service-config")]["data"]["config.json"])
+    (db,) = emulator.client("rds").describe_db_instances(DBInstanceIdentifier=RAG_DB)["DBInstances"]
+    assert config["database"] | {"pool_size": 0} == {
+        "host": db["Endpoint"]["Address"],
+        "port": 5432,
+        "name": "rag",
+        "user": "rag",
+        "password_secret": "argoeks/dev/rag-db",
+        "region": "us-east-1",
+        "sslmode": "require",
+        "pool_size": 0,
+    }
+    assert config["llm"]["base_url"] == "http://vllm.vllm.svc.cluster.local:8000/v1" and config["llm"]["model"] == MODEL
+    assert config["embedding_model_dir"] == "/opt/argoeks/model"  # where files/Dockerfile puts the model
+    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["selector"] == RAG_POD
+    assert service["spec"]["ports"] == [{"name": "http", "port": 8002, "targetPort": "http", "protocol": "TCP"}]
+
+
+def test_only_the_gateway_reaches_the_rag_service_which_reaches_its_database_vllm_and_https(dev):
+    paths = [dev.rendered / name for name in ("platform-base.yaml", "rag-service.yaml", "llm-serving.yaml")]
+    policies = cluster_rules.network_policies(paths)
+    allows, namespace = cluster_rules.allows, cluster_rules.namespace_peer
+    platform = {"app.kubernetes.io/part-of": "argoeks"}
+    gateway = namespace("llm-gateway", platform, pod_labels={"app.kubernetes.io/name": "llm-gateway"})
+    assert allows(policies, "rag", RAG_POD, "Ingress", gateway, 8002), "gateway -> RAG"
+    other = namespace("llm-gateway", platform, pod_labels={"app.kubernetes.io/name": "debug"})
+    assert not allows(policies, "rag", RAG_POD, "Ingress", other, 8002), "another pod of the gateway's namespace"
+    assert not allows(policies, "rag", RAG_POD, "Ingress", namespace("jupyter", platform), 8002), "notebooks -> RAG"
+    assert not allows(policies, "rag", RAG_POD, "Ingress", namespace("default"), 8002), "default -> RAG"
+    monitoring = namespace("monitoring", pod_labels={"app.kubernetes.io/name": "prometheus"})
+    assert allows(policies, "rag", RAG_POD, "Ingress", monitoring, 8002), "Prometheus scrapes the service"
+    assert allows(policies, "rag", RAG_POD, "Egress", "10.0.10.5", 5432), "RAG -> RDS in the VPC"
+    assert not allows(policies, "rag", RAG_POD, "Egress", "10.0.10.5", 6379)
+    vllm = namespace("vllm", pod_labels=VLLM_POD)
+    assert allows(policies, "rag", RAG_POD, "Egress", vllm, 8000), "RAG -> vLLM"
+    assert allows(policies, "vllm", VLLM_POD, "Ingress", namespace("rag", platform, pod_labels=RAG_POD), 8000)
+    assert allows(policies, "rag", RAG_POD, "Egress", "3.5.0.10", 443), "RAG -> STS and Secrets Manager"
+    assert not allows(policies, "rag", RAG_POD, "Egress", "3.5.0.10", 80)
+
+
+def test_the_rag_service_reads_the_owners_password_and_nothing_else(dev, emulator):
+    iam = emulator.client("iam")
+    role = iam.get_role(RoleName=RAG_ROLE)["Role"]
+    assert "system:serviceaccount:rag:rag-service" in json.dumps(role["AssumeRolePolicyDocument"])
+    (name,) = iam.list_role_policies(RoleName=RAG_ROLE)["PolicyNames"]
+    (statement,) = iam.get_role_policy(RoleName=RAG_ROLE, PolicyName=name)["PolicyDocument"]["Statement"]
+    secret_arn = emulator.client("secretsmanager").describe_secret(SecretId="argoeks/dev/rag-db")["ARN"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert re.fullmatch(statement["Resource"].replace("?", "."), secret_arn), (statement["Resource"], secret_arn)
+    assert not iam.list_attached_role_policies(RoleName=RAG_ROLE)["AttachedPolicies"]
+    accounts = [o for o in yaml.safe_load_all((dev.rendered / "platform-base.yaml").read_text()) if o]
+    account = next(o for o in accounts if o["kind"] == "ServiceAccount" and o["metadata"]["name"] == "rag-service")
+    assert account["metadata"]["namespace"] == "rag"
+    assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role["Arn"]
+
+
+def test_the_rag_servicemonitor_passes_the_upstream_schema(dev):
+    objects = list(rag_objects(dev, "rag-service-monitoring.yaml").values())
+    assert crd_models.problems(objects) == []
+    (monitor,) = objects
+    assert monitor["spec"]["selector"]["matchLabels"] == RAG_POD
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+
+
+def test_the_rag_image_carries_the_roles_pins_and_model_files():
+    dockerfile = (ROOT / "roles/rag_service/files/Dockerfile").read_text()
+    role_vars = yaml.safe_load((ROOT / "roles/rag_service/vars/main.yml").read_text())
+    defaults = yaml.safe_load((ROOT / "roles/rag_service/defaults/main.yml").read_text())
+    for pin in role_vars["_rag_service_packages"] + defaults["rag_service_embedding_packages"]:
+        assert pin in dockerfile.replace('"', ""), pin
+    for item in role_vars["_rag_service_model_files"]:
+        assert item["src"].rsplit("/", 1)[-1] in dockerfile, item
+
+
 def test_second_run_and_check_mode_change_nothing(dev):
-    again = dev("phase3.yml", "--tags", "gpu_nodes,llm_serving")
+    again = dev("phase3.yml", "--tags", "gpu_nodes,llm_serving,vector_db,rag_service")
     assert_ok(again, "second run")
     assert again.changed == 0, again.tail()
-    check = dev("phase3.yml", "--tags", "gpu_nodes,llm_serving", "--check")
+    check = dev("phase3.yml", "--tags", "gpu_nodes,llm_serving,vector_db,rag_service", "--check")
     assert_ok(check, "check mode")
     assert check.changed == 0, check.tail()
 
@@ -341,6 +529,27 @@ def test_gpu_test_pod_requests_a_gpu_and_tolerates_the_taint(dev):
     assert container["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert pod["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert pod["spec"]["nodeSelector"] == {"karpenter.sh/nodepool": "gpu"}
+
+
+def test_teardown_of_rag_keeps_the_database_unless_asked(dev, emulator):
+    result = dev("teardown.yml", "--tags", "rag_service,vector_db")
+    assert_ok(result, "teardown.yml --tags rag_service,vector_db")
+    words = " ".join(result.output.split())
+    assert f"vector_db: kept database rag on RDS instance {RAG_DB}" in words, result.tail()
+    for name in ("rag-service.yaml", "rag-service-monitoring.yaml", "vector-db.yaml", "vector-db-secrets.yaml"):
+        assert not (dev.rendered / name).exists(), name
+    assert RAG_ROLE not in role_names(emulator)
+    rds = emulator.client("rds")
+    assert [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]] == [RAG_DB]
+    gone = dev("teardown.yml", "--tags", "vector_db", "-e", "vector_db_delete_data=true")
+    assert_ok(gone, "teardown.yml --tags vector_db with vector_db_delete_data")
+    assert rds.describe_db_instances()["DBInstances"] == []
+    snapshots = rds.describe_db_snapshots(DBInstanceIdentifier=RAG_DB)["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"] for s in snapshots] == [f"{RAG_DB}-final"]
+    assert rds.describe_db_subnet_groups()["DBSubnetGroups"] == []
+    # The logins of the final snapshot stay.
+    names = {s["Name"] for s in emulator.client("secretsmanager").list_secrets()["SecretList"]}
+    assert {"argoeks/dev/rag-db", "argoeks/dev/rag-db-master"} <= names
 
 
 def test_teardown_of_vllm_keeps_the_model_bucket_unless_asked(dev, emulator):
