@@ -344,10 +344,10 @@ def rag_objects(dev, name):
     return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all((dev.rendered / name).read_text()) if o}
 
 
-def test_an_empty_rag_image_fails_in_preflight_before_the_database_exists(dev, emulator):
-    result = dev("phase3.yml", "--tags", "vector_db,rag_service", "-e", "rag_service_image=")
+def test_a_bad_rag_image_fails_in_preflight_before_the_database_exists(dev, emulator):
+    result = dev("phase3.yml", "--tags", "vector_db,rag_service", "-e", "rag_service_image=Bad/Image:1")
     assert result.rc != 0
-    assert "rag_service_image: empty is not a container image reference" in " ".join(result.output.split())
+    assert "rag_service_image: 'Bad/Image:1' is not a container image reference" in " ".join(result.output.split())
     assert emulator.client("rds").describe_db_instances()["DBInstances"] == []
 
 

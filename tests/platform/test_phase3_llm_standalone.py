@@ -282,7 +282,7 @@ def test_the_eks_migration_jobs_sql_builds_the_same_schema_on_a_real_postgresql(
     sql_dir.mkdir()
     render = platform.run(str(ROOT / "tests/platform/playbooks/vector_db_eks_sql.yml"), "-e", f"dest={sql_dir}")
     assert_ok(render, "rendering the Job's SQL")
-    superuser = json.loads((platform.home / "secrets/postgresql.json").read_text())["password"]
+    superuser = json.loads((platform.home / "secrets/postgresql.json").read_text())["superuser_password"]
     base = {"PATH": "/usr/bin:/bin", "PGHOST": "127.0.0.1", "PGPORT": str(platform.vars["postgresql_port"])}
 
     def job():
